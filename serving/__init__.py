@@ -1,0 +1,1 @@
+"""Online and batch scoring: model loading, scorer, policy, worklist, audit store, HTTP app."""

@@ -1,0 +1,52 @@
+"""Serving configuration: environment variables with the prefix ARSCORE_, validated on start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; a bad value fails fast with the variable's name."""
+
+    model_config = SettingsConfigDict(env_prefix="ARSCORE_", extra="ignore")
+
+    model_uri: str = Field(
+        "models:/arscore@champion",
+        description="registry alias URI (models:/NAME@ALIAS) or a local saved-model directory",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None, description="tracking/registry URI; default sqlite:///models/mlflow.db"
+    )
+    database_url: str = Field(
+        "sqlite:///var/arscore.db", description="audit, keys and history store (SQLite or PostgreSQL)"
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_batch_items: int = Field(1000, ge=1, le=100_000)
+    risk_band_cuts: tuple[float, ...] = Field(
+        (0.2, 0.5, 0.8), description="probability cut points between risk bands, ascending"
+    )
+    reasons_per_score: int = Field(4, ge=0, le=4)
+    audit_retention_days: int = Field(6 * 365 + 2, ge=6 * 365)
+    pseudonym_key: str | None = Field(None, repr=False)
+    pseudonym_key_file: Path | None = None
+    policy_file: Path | None = None
+    log_level: str = "INFO"
+
+    @field_validator("risk_band_cuts")
+    @classmethod
+    def _ascending(cls, cuts: tuple[float, ...]) -> tuple[float, ...]:
+        if list(cuts) != sorted(cuts) or any(not 0 < c < 1 for c in cuts):
+            raise ValueError("risk band cut points must be ascending and strictly between 0 and 1")
+        return cuts
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once; tests call get_settings.cache_clear() to override."""
+    return Settings()

@@ -1,1 +1,1 @@
-"""The composition root: the ``arscore`` command line, which wires features, training and serving."""
+"""The composition root: the `arscore` command line, wiring features, training and serving."""

@@ -6,7 +6,6 @@ import importlib
 import logging
 import sys
 
-import click
 import typer
 
 from features.errors import ArscoreError
@@ -39,17 +38,10 @@ def main() -> None:
     """Entry point: run the CLI, turning arscore's own errors into a clear message and exit 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        app()
     except ArscoreError as error:
         typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
         sys.exit(2)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except typer.Abort:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ from features.snapshots import LabelConfig, build_snapshots, snapshot_calendar
 def generate(
     out: Annotated[Path, typer.Option(help="output directory for claims and transactions")],
     claims: Annotated[int, typer.Option(min=1, help="number of claims to generate")] = 10_000,
-    seed: Annotated[int, typer.Option(help="random seed; the same seed gives the same history")] = 7,
+    seed: Annotated[
+        int, typer.Option(help="random seed; the same seed gives the same history")
+    ] = 7,
     end_date: Annotated[
         dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="last date of the history")
     ] = dt.datetime(2026, 9, 30),

@@ -33,5 +33,7 @@ def load_pseudonym_key(create_default: bool = True) -> bytes:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(key)
-    logger.warning("created a local pseudonymization key at %s (set %s in production)", path, KEY_ENV)
+    logger.warning(
+        "created a local pseudonymization key at %s (set %s in production)", path, KEY_ENV
+    )
     return key

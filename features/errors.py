@@ -23,7 +23,9 @@ class Problem:
         where = f"{self.source}: column '{self.column}'"
         if self.rows:
             shown = ", ".join(str(r) for r in self.rows)
-            more = f" and {self.n_rows - len(self.rows)} more" if self.n_rows > len(self.rows) else ""
+            more = (
+                f" and {self.n_rows - len(self.rows)} more" if self.n_rows > len(self.rows) else ""
+            )
             noun = "row" if self.n_rows == 1 else "rows"
             where += f", {noun} {shown}{more}"
         return f"{where}: expected {self.expected}"

@@ -113,7 +113,7 @@ def event_deltas(transactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim_state_timeline(claims: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
-    """Each claim's state at the end of every day it had an event, sorted by date for as-of joins."""
+    """Each claim's state at the end of every day with an event, sorted by date for as-of joins."""
     events = event_deltas(with_self_pay_transfers(claims, transactions))
     events = events.sort_values(["claim_id", "date"], kind="stable", ignore_index=True)
     by_claim = events.groupby("claim_id", sort=False)

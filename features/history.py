@@ -71,7 +71,11 @@ def _as_text(values: pd.Series) -> pd.Series:
 def _parse_date(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.astype("datetime64[ns]").dt.normalize()
-    if values.dtype == object and len(values) and hasattr(values.dropna().iloc[:1].squeeze(), "year"):
+    if (
+        values.dtype == object
+        and len(values)
+        and hasattr(values.dropna().iloc[:1].squeeze(), "year")
+    ):
         return pd.to_datetime(values, errors="coerce").astype("datetime64[ns]")
     return pd.to_datetime(_as_text(values), format="%Y-%m-%d", errors="coerce").astype(
         "datetime64[ns]"
@@ -84,9 +88,7 @@ def _parse_number(values: pd.Series) -> pd.Series:
     return pd.to_numeric(_as_text(values), errors="coerce").astype("float64")
 
 
-def _parse_column(
-    column: Column, raw: pd.Series, source: str
-) -> tuple[pd.Series, list[Problem]]:
+def _parse_column(column: Column, raw: pd.Series, source: str) -> tuple[pd.Series, list[Problem]]:
     """Parse one column to its arscore dtype and collect the problems it has."""
     present = raw.notna().to_numpy() & (_as_text(raw).notna().to_numpy())
     problems: list[Problem | None] = []

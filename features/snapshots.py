@@ -53,7 +53,9 @@ class LabelConfig:
     collected_threshold: float = 0.5
 
 
-def snapshot_calendar(start: pd.Timestamp, end: pd.Timestamp, freq: str = "ME") -> list[pd.Timestamp]:
+def snapshot_calendar(
+    start: pd.Timestamp, end: pd.Timestamp, freq: str = "ME"
+) -> list[pd.Timestamp]:
     """As-of dates between two dates on a pandas frequency (default: month ends)."""
     return list(pd.date_range(start=start, end=end, freq=freq).normalize())
 
@@ -122,9 +124,11 @@ def _derive(snap: pd.DataFrame) -> pd.DataFrame:
     snap["adjudicated"] = (snap["adjudications"].to_numpy() > 0) | self_pay
     expected_left = (snap["expected_amount"] - paid).clip(lower=0)
     pending = ~snap["adjudicated"] & snap["expected_amount"].notna()
-    snap["collectible_balance"] = snap["open_balance"].where(
-        ~pending, np.minimum(snap["open_balance"], expected_left)
-    ).clip(lower=0)
+    snap["collectible_balance"] = (
+        snap["open_balance"]
+        .where(~pending, np.minimum(snap["open_balance"], expected_left))
+        .clip(lower=0)
+    )
     as_of = snap["as_of"]
     snap["days_since_service"] = _days(as_of, snap["service_date"])
     snap["days_since_billed"] = _days(as_of, snap["billed_date"])
@@ -137,7 +141,9 @@ def _derive(snap: pd.DataFrame) -> pd.DataFrame:
     return snap
 
 
-def _patient_history(snap: pd.DataFrame, patient_timeline: pd.DataFrame, known: pd.DataFrame) -> pd.DataFrame:
+def _patient_history(
+    snap: pd.DataFrame, patient_timeline: pd.DataFrame, known: pd.DataFrame
+) -> pd.DataFrame:
     """The patient's other claims as known at the as-of date (their totals less this claim's)."""
     snap = _as_of_join(snap, patient_timeline, "patient_key", "as_of")
     for name in PATIENT_CUMULATIVE:
@@ -159,7 +165,9 @@ def _labels(
 ) -> pd.DataFrame:
     """Payments in (as_of, as_of + H], as an amount, a fraction and a collected flag."""
     horizon_end = snap["as_of"] + pd.Timedelta(days=labels.horizon_days)
-    ahead = snap[["claim_id"]].assign(_horizon_end=horizon_end.to_numpy(), _row=np.arange(len(snap)))
+    ahead = snap[["claim_id"]].assign(
+        _horizon_end=horizon_end.to_numpy(), _row=np.arange(len(snap))
+    )
     paid_cols = timeline[["claim_id", "date", "payer_paid", "patient_paid"]]
     future = _as_of_join(ahead, paid_cols, "claim_id", "_horizon_end").sort_values("_row")
     paid_then = (future["payer_paid"].fillna(0) + future["patient_paid"].fillna(0)).to_numpy()

@@ -22,7 +22,8 @@ class Settings(BaseSettings):
         None, description="tracking/registry URI; default sqlite:///models/mlflow.db"
     )
     database_url: str = Field(
-        "sqlite:///var/arscore.db", description="audit, keys and history store (SQLite or PostgreSQL)"
+        "sqlite:///var/arscore.db",
+        description="audit, keys and history store (SQLite or PostgreSQL)",
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -1,4 +1,4 @@
-"""Validation of the interchange format: every kind of error names file, row, column, expectation."""
+"""Validation of the interchange format: each error names file, row, column and expectation."""
 
 from __future__ import annotations
 
@@ -58,7 +58,10 @@ def test_validate_history_negative_amount_is_an_error():
 
 
 def test_validate_history_transaction_for_unknown_claim_is_an_error():
-    transactions = [tx_row("C1", "2025-02-01", "statement"), tx_row("C9", "2025-02-01", "statement")]
+    transactions = [
+        tx_row("C1", "2025-02-01", "statement"),
+        tx_row("C9", "2025-02-01", "statement"),
+    ]
     problems = _problems([claim_row("C1")], transactions)
     assert problems == [
         "transactions: column 'claim_id', row 2: expected a claim_id that exists in claims"

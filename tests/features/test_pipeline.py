@@ -14,7 +14,9 @@ from features.pipeline import CATEGORICAL_FEATURES, NUMERIC_FEATURES, FeaturePip
 def _snapshot_frame(n: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({name: rng.gamma(2.0, 50.0, n) for name in NUMERIC_FEATURES})
-    frame["days_since_last_payment"] = np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 400, n))
+    frame["days_since_last_payment"] = np.where(
+        rng.random(n) < 0.3, np.nan, rng.integers(0, 400, n)
+    )
     frame["payer_type"] = pd.array(rng.choice(["commercial", "medicare", "self_pay"], n), "string")
     frame["claim_type"] = pd.array(rng.choice(["professional", "institutional"], n), "string")
     frame["place_of_service"] = pd.array(rng.choice(["11", "21", "22", "23"], n), "string")

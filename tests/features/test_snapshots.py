@@ -16,10 +16,18 @@ def _insured_history(extra: list[dict] | None = None):
     """C1: $1,000 charge, $600 expected; paid $500 by payer, $400 contractual, $100 to patient."""
     transactions = [
         tx_row("C1", "2025-02-10", "payment", 500, party="payer"),
-        tx_row("C1", "2025-02-10", "adjustment", 400, reason="contractual", carc_group="CO",
-               carc_code="45"),
-        tx_row("C1", "2025-02-10", "transfer", 100, party="patient", carc_group="PR",
-               carc_code="1"),
+        tx_row(
+            "C1",
+            "2025-02-10",
+            "adjustment",
+            400,
+            reason="contractual",
+            carc_group="CO",
+            carc_code="45",
+        ),
+        tx_row(
+            "C1", "2025-02-10", "transfer", 100, party="patient", carc_group="PR", carc_code="1"
+        ),
         tx_row("C1", "2025-03-01", "statement"),
         tx_row("C1", "2025-04-20", "payment", 60, party="patient"),
     ]
@@ -156,8 +164,15 @@ def _patient_history(later_c2: list[dict]):
     """Patient P1: C2 (self-pay, $300, older) paid in full; C1 scored. Plus C2's later events."""
     claims = [
         claim_row("C1"),
-        claim_row("C2", service_date="2024-10-01", billed_date="2024-10-03",
-                  payer_type="self_pay", payer_id="SELF", expected_amount="", total_charge="300"),
+        claim_row(
+            "C2",
+            service_date="2024-10-01",
+            billed_date="2024-10-03",
+            payer_type="self_pay",
+            payer_id="SELF",
+            expected_amount="",
+            total_charge="300",
+        ),
         claim_row("C3", patient_id="P2", service_date="2024-10-01", billed_date="2024-10-03"),
     ]
     transactions = [

@@ -1,0 +1,1 @@
+"""Offline work of data scientists: synthetic history, datasets, fitting, evaluation, registry."""

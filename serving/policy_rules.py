@@ -1,0 +1,332 @@
+"""The rules of the decision policy: each rule, and the actions the rules forbid.
+
+Each rule is a small function of an account's ``Facts`` returning its (rule_id, sentence), or
+None when it does not apply. ``rule_hits`` evaluates them once per account; ``forbidden`` turns
+the hits into blocked actions (per action, the first rule in precedence order that forbids it)
+and ``serving.policy_decide`` chooses from the same hits, so a recommendation never contradicts
+a block.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from serving.policy_facts import Facts
+
+if TYPE_CHECKING:
+    from serving.policy import Policy, StateRule
+
+ACTIONS = (
+    "contractual_adjustment",
+    "refund_review",
+    "resubmit",
+    "appeal",
+    "hold",
+    "follow_up",
+    "payment_plan_offer",
+    "fap_screen",
+    "agency",
+    "small_balance_write_off",
+    "bad_debt_write_off",
+    "denial_write_off",
+    "charity_write_off",
+)
+NOT_REFUND = tuple(a for a in ACTIONS if a != "refund_review")
+COLLECTION = ("follow_up", "payment_plan_offer", "agency")
+OTHER_WRITE_OFFS = (
+    "small_balance_write_off",
+    "bad_debt_write_off",
+    "denial_write_off",
+    "charity_write_off",
+)
+FROM_PATIENT = ("payment_plan_offer", "agency", "bad_debt_write_off", "small_balance_write_off")
+FROM_PATIENT_SIDE = (*FROM_PATIENT, "follow_up")
+NOT_WITH_CONTRACT = ("payment_plan_offer", "agency", *OTHER_WRITE_OFFS)
+NOT_ON_HOLD = (*COLLECTION, *OTHER_WRITE_OFFS)
+NOT_ON_PAYER = ("payment_plan_offer", "agency", "bad_debt_write_off")
+AGENCY_AND_BAD_DEBT = ("agency", "bad_debt_write_off")
+LABELS = {
+    "agency": "agency referral",
+    "bad_debt_write_off": "bad-debt write-off",
+    "follow_up": "follow-up",
+    "payment_plan_offer": "payment-plan offer",
+    "resubmit": "resubmission",
+    "appeal": "appeal",
+}
+PR_NAMES = {"1": "deductible", "2": "coinsurance", "3": "copay"}
+EPSILON = 0.005
+Block = tuple[str, str]  # (rule_id, sentence)
+NO_FAP: Block = ("FAP-0", "no financial-assistance approval recorded: not charity")
+NO_DENIAL: Block = ("DEN-0", "no current payer denial: not a denial write-off")
+PLAN_KEPT: Block = ("PLAN-1", "patient is keeping a payment plan")
+
+
+@dataclass(frozen=True)
+class Context:
+    """A policy with its code lists as sets and its constant sentences, built once per batch."""
+
+    policy: Policy
+    correctable: frozenset[str]
+    appealable: frozenset[str]
+    final: frozenset[str]
+    medicare_types: frozenset[str]
+    pr_codes: frozenset[str]
+    gated: tuple[str, ...]
+    gated_phrase: str
+    not_small: Block
+    screen: Block
+    states: dict[str, StateRule]
+
+    @classmethod
+    def of(cls, policy: Policy) -> Context:
+        gated = tuple(policy.eca_gated_actions)
+        phrase = " or ".join(LABELS.get(a, a) for a in gated)
+        threshold = usd(policy.small_balance_threshold)
+        return cls(
+            policy=policy,
+            correctable=frozenset(policy.carc.correctable),
+            appealable=frozenset(policy.carc.appealable),
+            final=frozenset(policy.carc.final),
+            medicare_types=frozenset(policy.medicare_bad_debt.allowable_payer_types),
+            pr_codes=frozenset(policy.medicare_bad_debt.allowable_pr_codes),
+            gated=gated,
+            gated_phrase=phrase,
+            not_small=("SMALL-0", f"balance not under the {threshold} small-balance threshold"),
+            screen=("R501R-2", f"financial-assistance screen required before {phrase} (none)"),
+            states=dict(policy.states),
+        )
+
+    def state(self, state: str | None) -> StateRule:
+        """The rule of a two-letter state, or the policy's state_default."""
+        return self.states.get(state or "", self.policy.state_default)
+
+
+# ---------------------------------------------------------------- sentences
+
+
+def usd(amount: float) -> str:
+    return f"${amount:,.2f}"
+
+
+def first_statement(days: float) -> str:
+    return "no statement sent yet" if days != days else f"first statement {days:.0f} days ago"
+
+
+# ---------------------------------------------------------------- rules, in precedence order
+
+
+def credit_rule(f: Facts) -> Block | None:
+    if not f.open_balance < -EPSILON:
+        return None
+    return (
+        "CREDIT-1",
+        f"credit balance of {usd(-f.open_balance)} (overpayment): review it for a refund; "
+        "a credit is never collected or written off",
+    )
+
+
+def contractual_rule(f: Facts) -> Block | None:
+    if f.contractual_carc is None:
+        return None
+    return (
+        "CONTRACT-1",
+        f"payer remittance {f.contractual_carc}: the contract decides, adjust "
+        f"{usd(f.payer_balance)} (never bad debt, never billed to the patient)",
+    )
+
+
+HOLDS = (
+    ("dispute_open", "HOLD-DISPUTE", "No Surprises Act dispute", "no collection, no late fees"),
+    ("appeal_open", "HOLD-APPEAL", "appeal with the payer", "hold until the payer decides"),
+    (
+        "fap_pending",
+        "HOLD-FAP",
+        "financial-assistance application",
+        "collection suspended until it is decided (501(r))",
+    ),
+)
+
+
+def hold_rule(f: Facts) -> Block | None:
+    if f.dispute_open is False and f.appeal_open is False and f.fap_pending is False:
+        return None
+    for name, rule_id, what, consequence in HOLDS:
+        status = getattr(f, name)
+        if status is None:
+            return rule_id, f"{what}: status missing in the data, treated as open: {consequence}"
+        if status:
+            return rule_id, f"{what} open: {consequence}"
+    return None
+
+
+def fap_approved_rule(f: Facts) -> Block | None:
+    if not f.fap_approved:
+        return None
+    return (
+        "FAP-1",
+        "financial assistance approved: the patient's balance is charity, "
+        "not collected and not bad debt",
+    )
+
+
+def low_income_rule(f: Facts, ctx: Context) -> Block | None:
+    """A state's income floor (NM: 200% FPL), known from fpl_percent or presumptive eligibility."""
+    floor = ctx.state(f.state).no_collection_below_fpl_percent
+    if floor is None or f.payer_side:
+        return None
+    if f.fpl_percent < floor:
+        evidence = f"income at {f.fpl_percent:.0f}% of the poverty level per the FAP screen"
+    elif f.presumptive_fap_eligible:
+        evidence = "presumptively eligible for financial assistance"
+    else:
+        return None
+    name = f.state or "default"
+    return (
+        f"STATE-{name}-FPL",
+        f"{name}: no collection from patients under {floor:g}% of the federal poverty level "
+        f"({evidence})",
+    )
+
+
+def payer_side_rule(f: Facts) -> Block | None:
+    if not f.payer_side:
+        return None
+    return (
+        "PAYER-1",
+        f"{usd(f.payer_balance)} is still with the payer ({f.payer_type}): work the claim; "
+        "the patient is not billed for it and it is not bad debt",
+    )
+
+
+def denial_rule(f: Facts, ctx: Context) -> tuple[str, Block] | None:
+    """What a current payer denial calls for: resubmit, appeal, follow up or write off."""
+    if not f.denial_current:
+        return None
+    carc, code, days = f.denial_carc or "(no CARC)", f.denial_code, f.days_since_denial
+    window = ctx.policy.appeal_window_days
+    ago = "on an unknown date" if days != days else f"{days:.0f} days ago"
+    write_off = "write off as a denial (not bad debt)"
+    if code in ctx.correctable:
+        return "resubmit", ("DEN-1", f"denied {carc} {ago}, correctable: fix and resubmit")
+    if code in ctx.appealable:
+        if f.appeal_lost:
+            return "denial_write_off", ("DEN-5", f"appeal of the {carc} denial lost: {write_off}")
+        if f.appeal_won:
+            return "follow_up", ("DEN-W", f"appeal of the {carc} denial won: follow up payment")
+        if not days > window:  # an unknown date counts as inside the window
+            left = "" if days != days else f", {window - days:.0f} days left"
+            return "appeal", ("DEN-2", f"denied {carc} {ago}: appeal within {window} days{left}")
+        return "denial_write_off", (
+            "DEN-3",
+            f"denied {carc} {ago}, past the {window}-day appeal window: {write_off}",
+        )
+    if code in ctx.final:
+        return "denial_write_off", ("DEN-4", f"denied {carc}, a final denial: {write_off}")
+    return "follow_up", (
+        "DEN-6",
+        f"denied {carc}, a code the policy does not classify: review it with the payer "
+        "(not written off automatically)",
+    )
+
+
+class Hits(NamedTuple):
+    """The rules of the precedence table (1-8) that apply to one account."""
+
+    credit: Block | None = None
+    contractual: Block | None = None
+    hold: Block | None = None
+    fap_approved: Block | None = None
+    low_income: Block | None = None
+    payer_side: Block | None = None
+    denial: tuple[str, Block] | None = None  # (the action it calls for, the rule)
+
+
+def rule_hits(f: Facts, ctx: Context) -> Hits:
+    """Evaluate rules 1-8 once; a credit balance needs no other rule."""
+    credit = credit_rule(f)
+    if credit is not None:
+        return Hits(credit=credit)
+    return Hits(
+        None,
+        contractual_rule(f),
+        hold_rule(f),
+        fap_approved_rule(f),
+        low_income_rule(f, ctx),
+        payer_side_rule(f),
+        denial_rule(f, ctx),
+    )
+
+
+# ---------------------------------------------------------------- forbidden actions
+
+
+def _block(blocked: dict[str, Block], actions: tuple[str, ...], rule: Block | None) -> None:
+    if rule is not None:
+        for action in actions:
+            blocked.setdefault(action, rule)
+
+
+def forbidden(f: Facts, ctx: Context, hits: Hits | None = None) -> dict[str, Block]:
+    """Actions the rules forbid for this account, each with the first rule that forbids it."""
+    hits = rule_hits(f, ctx) if hits is None else hits
+    blocked: dict[str, Block] = {}
+    if hits.credit is not None:
+        return dict.fromkeys(NOT_REFUND, hits.credit)
+    _block(blocked, NOT_WITH_CONTRACT, hits.contractual)
+    _block(blocked, NOT_ON_HOLD, hits.hold)
+    from_patient = FROM_PATIENT if f.payer_side else FROM_PATIENT_SIDE
+    _block(blocked, from_patient, hits.fap_approved)
+    _block(blocked, from_patient, hits.low_income)
+    if hits.fap_approved is None and hits.low_income is None:
+        blocked.setdefault("charity_write_off", NO_FAP)
+    _block(blocked, NOT_ON_PAYER, hits.payer_side)
+    if hits.denial is None:
+        blocked.setdefault("denial_write_off", NO_DENIAL)
+    elif hits.denial[0] != "denial_write_off":
+        blocked.setdefault("denial_write_off", hits.denial[1])
+    if not f.open_balance < ctx.policy.small_balance_threshold:
+        blocked.setdefault("small_balance_write_off", ctx.not_small)
+    if not f.payer_side:
+        _patient_gates(f, ctx, blocked)
+    return blocked
+
+
+def _patient_gates(f: Facts, ctx: Context, blocked: dict[str, Block]) -> None:
+    """501(r), state, collection-effort, Medicare and payment-plan gates on patient balances."""
+    policy, first = ctx.policy, f.days_since_first_statement
+    since = first_statement(first)
+    if f.plan_kept:
+        _block(blocked, AGENCY_AND_BAD_DEBT, PLAN_KEPT)
+    if policy.facility_is_501r:
+        if not first >= policy.fap_waiting_days:
+            wait = f"no {ctx.gated_phrase} until {policy.fap_waiting_days} days after the first"
+            rule = ("R501R-1", f"financial-assistance period: {wait} statement ({since})")
+            _block(blocked, ctx.gated, rule)
+        if not f.fap_screened:
+            _block(blocked, ctx.gated, ctx.screen)
+        if "bad_debt_write_off" in ctx.gated and not first >= policy.fap_application_days:
+            days = policy.fap_application_days
+            sentence = f"FAP applications accepted for {days} days after the first statement "
+            sentence += f"({since}): bad debt waits so a late application is charity"
+            blocked.setdefault("bad_debt_write_off", ("R501R-3", sentence))
+    days = ctx.state(f.state).agency_referral_allowed_after_days
+    if days > 0 and not first >= days:
+        name = f.state or "default"
+        sentence = f"{name}: no agency referral until {days} days after the first statement"
+        blocked.setdefault("agency", (f"STATE-{name}-AGENCY", f"{sentence} ({since})"))
+    effort = policy.collection_effort
+    if f.n_statements < effort.min_statements or not first >= effort.min_days_since_first_statement:
+        sentence = f"collection effort not yet documented: {f.n_statements} of "
+        sentence += f"{effort.min_statements} statements, {since} "
+        sentence += f"({effort.min_days_since_first_statement} days required)"
+        _block(blocked, AGENCY_AND_BAD_DEBT, ("EFFORT-1", sentence))
+    medicare = policy.medicare_bad_debt
+    if f.payer_type in ctx.medicare_types and (
+        f.n_statements < medicare.min_statements
+        or not first >= medicare.min_days_since_first_statement
+    ):
+        sentence = f"Medicare bad debt needs documented effort: {f.n_statements} of "
+        sentence += f"{medicare.min_statements} statements, {since} "
+        sentence += f"({medicare.min_days_since_first_statement} days required)"
+        blocked.setdefault("bad_debt_write_off", ("MCR-BD-1", sentence))

@@ -1,0 +1,624 @@
+"""The compliance record: an append-only, hash-chained audit trail of scores and decisions.
+
+Every record carries ``record_hash = sha256(canonical JSON of all its fields, prev_hash and seq
+included)`` and the hash of the record before it (64 zeros for the first). Appends take the
+chain head under a lock (``BEGIN IMMEDIATE`` on SQLite, ``SELECT ... FOR UPDATE`` on the one-row
+head table on PostgreSQL), so threads and worker processes extend one unbroken chain.
+
+The application has no way to change or remove a record except :meth:`AuditStore.purge_expired`,
+and database triggers refuse UPDATE and DELETE on ``audit_records``. Someone with direct database
+access can still drop or bypass the triggers (SQLite: ``DROP TRIGGER``; PostgreSQL: a superuser's
+``SET session_replication_role = replica`` or ``ALTER TABLE ... DISABLE TRIGGER``); what they
+change is then caught by :meth:`AuditStore.verify`. A rewrite of the whole chain from some record
+onwards *including* the head row is only detectable against a copy of the head hash kept
+elsewhere: ``arscore audit verify`` prints it, keep it outside the database.
+
+A purge deletes the oldest records (a prefix of the chain) and leaves a purge anchor (the seq and
+hash of the last purged record) plus a chained ``audit_purge`` record naming that anchor, so the
+remaining chain still verifies from its first record.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+
+from serving.db import is_sqlite, snapshot_transaction, write_transaction
+
+logger = logging.getLogger(__name__)
+
+GENESIS_HASH = "0" * 64
+PURGE_KIND = "audit_purge"
+FORBIDDEN_PAYLOAD_KEYS = frozenset({"patient_id"})
+EXPORT_CHUNK_ROWS = 5_000
+Problem = Literal["altered", "removed", "inserted"]
+
+_metadata = sa.MetaData()
+audit_records = sa.Table(
+    "audit_records",
+    _metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("score_id", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
+    sa.Column("kind", sa.String(32)),
+    sa.Column("requester_key_id", sa.String(64)),
+    sa.Column("requester_role", sa.String(16)),
+    sa.Column("model_name", sa.String),
+    sa.Column("model_version", sa.String),
+    sa.Column("model_sha256", sa.String(64)),
+    sa.Column("policy_version", sa.String),
+    sa.Column("claim_id", sa.String),
+    sa.Column("payload", sa.Text),
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("record_hash", sa.String(64)),
+)
+audit_chain_head = sa.Table(
+    "audit_chain_head",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("last_seq", sa.BigInteger),
+    sa.Column("last_hash", sa.String(64)),
+)
+audit_purge_anchors = sa.Table(
+    "audit_purge_anchors",
+    _metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("purged_at", sa.DateTime(timezone=True)),
+    sa.Column("cutoff_date", sa.Date),
+    sa.Column("purged_through_seq", sa.BigInteger),
+    sa.Column("last_purged_hash", sa.String(64)),
+    sa.Column("n_purged", sa.BigInteger),
+    sa.Column("purge_record_seq", sa.BigInteger),
+)
+audit_guard = sa.Table(  # SQLite only; PostgreSQL uses the setting arscore.audit_purge
+    "audit_guard",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("purge_allowed", sa.Integer),
+)
+
+
+def utc_now() -> datetime:
+    """The current time in UTC (the default clock of the store; tests inject their own)."""
+    return datetime.now(UTC)
+
+
+class AuditError(Exception):
+    """Base class of the audit store's errors."""
+
+
+class AuditUnavailable(AuditError):
+    """The audit database could not record or read; nothing was written (the app answers 503)."""
+
+
+class DuplicateScoreId(AuditError, ValueError):
+    """A caller-supplied score_id is already recorded; nothing was written."""
+
+
+class AuditChainBroken(AuditError):
+    """The chain does not verify, so a purge would destroy evidence; nothing was deleted."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What a caller records: who asked, which model and policy, which account, what was seen."""
+
+    kind: str
+    requester_key_id: str | None
+    requester_role: str | None
+    model_name: str | None
+    model_version: str | None
+    model_sha256: str | None
+    policy_version: str | None
+    claim_id: str | None
+    payload: dict[str, Any]
+    score_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One stored record of the chain."""
+
+    seq: int
+    score_id: str
+    created_at: datetime
+    kind: str
+    requester_key_id: str | None
+    requester_role: str | None
+    model_name: str | None
+    model_version: str | None
+    model_sha256: str | None
+    policy_version: str | None
+    claim_id: str | None
+    payload: dict[str, Any]
+    prev_hash: str
+    record_hash: str
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """Outcome of a chain verification; on failure names the first bad record and what is wrong."""
+
+    ok: bool
+    n_records: int
+    first_bad_seq: int | None = None
+    problem: Problem | None = None
+    message: str = ""
+    last_seq: int = 0
+    last_hash: str = GENESIS_HASH
+
+
+HASHED_FIELDS = tuple(f.name for f in fields(AuditRecord) if f.name != "record_hash")
+EXPORT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON text of a value: sorted keys, no whitespace, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a record's fields (all but record_hash itself)."""
+    hashed = {name: record[name] for name in HASHED_FIELDS}
+    hashed["created_at"] = _iso_utc(record["created_at"])
+    return hashlib.sha256(canonical_json(hashed).encode("utf-8")).hexdigest()
+
+
+def _iso_utc(moment: datetime) -> str:
+    return _as_utc(moment).isoformat(timespec="microseconds")
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Stored timestamps are UTC; SQLite hands them back without a zone."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    """A payload value as plain JSON: NaN/NA become null, money stays exact as a string."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return value if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if str(key).lower() in FORBIDDEN_PAYLOAD_KEYS:
+                raise ValueError(f"{where}: payload key '{key}' is a raw patient identifier")
+            out[str(key)] = _jsonable(item, where)
+        return out
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_jsonable(item, where) for item in value]
+    if isinstance(value, np.generic):
+        return _jsonable(value.item(), where)
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, date):  # datetime and pd.Timestamp included
+        return value.isoformat()
+    raise TypeError(f"{where}: payload value of type {type(value).__name__} is not JSON")
+
+
+def _prepared(entry: AuditEntry, index: int) -> dict[str, Any]:
+    """The stored fields of an entry, without seq, time and hashes (which the chain assigns)."""
+    where = f"audit entry {index}"
+    if not entry.kind or len(entry.kind) > 32:
+        raise ValueError(f"{where}: kind must be 1 to 32 characters, got {entry.kind!r}")
+    if not isinstance(entry.payload, dict):
+        raise TypeError(f"{where}: payload must be a dict")
+    score_id = entry.score_id or uuid.uuid4().hex
+    if len(score_id) > 64:
+        raise ValueError(f"{where}: score_id longer than 64 characters")
+    payload = json.loads(canonical_json(_jsonable(entry.payload, where)))
+    return {
+        "score_id": score_id,
+        "kind": entry.kind,
+        "requester_key_id": entry.requester_key_id,
+        "requester_role": entry.requester_role,
+        "model_name": entry.model_name,
+        "model_version": entry.model_version,
+        "model_sha256": entry.model_sha256,
+        "policy_version": entry.policy_version,
+        "claim_id": entry.claim_id,
+        "payload": payload,
+    }
+
+
+def _record(row: Any) -> AuditRecord:
+    values = dict(row._mapping)
+    values["created_at"] = _as_utc(values["created_at"])
+    try:
+        values["payload"] = json.loads(values["payload"])
+    except (TypeError, ValueError):  # only a hand-edited row gets here; its hash will not match
+        values["payload"] = {"unparseable_payload": str(values["payload"])}
+    return AuditRecord(**values)
+
+
+def _unavailable(action: str, exc: BaseException) -> AuditUnavailable:
+    """An AuditUnavailable naming the database's complaint, never the statement's parameters."""
+    reason = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+    logger.error("audit store unavailable while %s: %s", action, reason)
+    return AuditUnavailable(f"audit store unavailable while {action}: {reason}")
+
+
+class AuditStore:
+    """Append-only, tamper-evident audit trail on SQLite or PostgreSQL."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now):
+        self.engine = engine
+        self.clock = clock
+        self._db_errors: tuple[type[BaseException], ...] = (SQLAlchemyError,)
+        dbapi = getattr(engine.dialect, "loaded_dbapi", None)
+        if dbapi is not None:
+            self._db_errors += (dbapi.Error,)
+
+    def _now(self) -> datetime:
+        now = self.clock()
+        if now.tzinfo is None:
+            raise ValueError("the audit clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Record entries in one transaction, all or nothing; AuditUnavailable if the DB fails."""
+        prepared = [_prepared(entry, i) for i, entry in enumerate(entries)]
+        if not prepared:
+            return []
+        score_ids = [p["score_id"] for p in prepared]
+        if len(set(score_ids)) != len(score_ids):
+            raise DuplicateScoreId("the same score_id appears twice in one batch")
+        try:
+            with write_transaction(self.engine) as connection:
+                return self._append_locked(connection, prepared)
+        except IntegrityError as exc:
+            if "score_id" in str(exc.orig):
+                raise DuplicateScoreId("a score_id of this batch is already recorded") from exc
+            raise _unavailable("appending", exc) from exc
+        except self._db_errors as exc:
+            raise _unavailable("appending", exc) from exc
+
+    def _append_locked(
+        self, connection: Connection, prepared: list[dict[str, Any]]
+    ) -> list[AuditRecord]:
+        """Chain the entries onto the head (locked for the rest of the transaction) and insert."""
+        head = connection.execute(
+            sa.select(audit_chain_head.c.last_seq, audit_chain_head.c.last_hash)
+            .where(audit_chain_head.c.id == 1)
+            .with_for_update()
+        ).one()
+        seq, prev_hash = int(head.last_seq), str(head.last_hash)
+        created_at = self._now()
+        records, rows = [], []
+        for fields_ in prepared:
+            seq += 1
+            record = {**fields_, "seq": seq, "created_at": created_at, "prev_hash": prev_hash}
+            record["record_hash"] = prev_hash = record_hash(record)
+            records.append(AuditRecord(**record))
+            rows.append({**record, "payload": canonical_json(record["payload"])})
+        connection.execute(sa.insert(audit_records), rows)
+        connection.execute(
+            sa.update(audit_chain_head)
+            .where(audit_chain_head.c.id == 1)
+            .values(last_seq=seq, last_hash=prev_hash)
+        )
+        return records
+
+    def get(self, score_id: str) -> AuditRecord | None:
+        """The record with this score_id, or None."""
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(
+                    sa.select(audit_records).where(audit_records.c.score_id == score_id)
+                ).first()
+        except self._db_errors as exc:
+            raise _unavailable("reading", exc) from exc
+        return None if row is None else _record(row)
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole chain in one consistent snapshot and report the first break found."""
+        try:
+            with snapshot_transaction(self.engine) as connection:
+                head = connection.execute(sa.select(audit_chain_head)).one()
+                anchor = connection.execute(
+                    sa.select(audit_purge_anchors)
+                    .order_by(audit_purge_anchors.c.purged_through_seq.desc())
+                    .limit(1)
+                ).first()
+                checker = _ChainChecker(anchor)
+                for record in self._iter_records(connection, sa.true()):
+                    report = checker.check(record)
+                    if report is not None:
+                        return report
+                return checker.finish(int(head.last_seq), str(head.last_hash))
+        except self._db_errors as exc:
+            raise _unavailable("verifying", exc) from exc
+
+    def _iter_records(self, connection: Connection, where: Any) -> Iterator[AuditRecord]:
+        query = sa.select(audit_records).where(where).order_by(audit_records.c.seq)
+        result = connection.execution_options(yield_per=EXPORT_CHUNK_ROWS).execute(query)
+        for row in result:
+            yield _record(row)
+
+    def export(self, start: date, end: date, fmt: Literal["csv", "parquet"], out: Path) -> int:
+        """Write the records created from ``start`` to ``end`` (inclusive, UTC days) to a file,
+        atomically (temporary file + rename); returns the number of rows written."""
+        if fmt not in ("csv", "parquet"):
+            raise ValueError(f"export format must be csv or parquet, got {fmt!r}")
+        if start > end:
+            raise ValueError(f"export range is empty: {start} is after {end}")
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        low = datetime.combine(start, time(), UTC)
+        high = datetime.combine(end + timedelta(days=1), time(), UTC)
+        where = sa.and_(audit_records.c.created_at >= low, audit_records.c.created_at < high)
+        handle, temp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(handle)
+        temp = Path(temp_name)
+        try:
+            with snapshot_transaction(self.engine) as connection:
+                records = self._iter_records(connection, where)
+                writer = _write_csv if fmt == "csv" else _write_parquet
+                n_rows = writer(records, temp)
+            with open(temp, "rb+") as written:
+                os.fsync(written.fileno())
+            os.replace(temp, out)
+        except self._db_errors as exc:
+            raise _unavailable("exporting", exc) from exc
+        finally:
+            temp.unlink(missing_ok=True)
+        return n_rows
+
+    def purge_expired(self, retention_days: int, today: date) -> int:
+        """Delete the records created before ``today - retention_days`` (a prefix of the chain),
+        leaving a purge anchor and a chained purge record; returns the number deleted.
+
+        Refuses (AuditChainBroken) when the chain does not verify: a purge must not erase the
+        evidence of tampering."""
+        if retention_days < 0:
+            raise ValueError("retention_days must be >= 0")
+        report = self.verify()
+        if not report.ok:
+            raise AuditChainBroken(f"audit chain does not verify, nothing purged: {report.message}")
+        cutoff_date = today - timedelta(days=retention_days)
+        cutoff = datetime.combine(cutoff_date, time(), UTC)
+        try:
+            with write_transaction(self.engine) as connection:
+                return self._purge_locked(connection, cutoff_date, cutoff, retention_days)
+        except self._db_errors as exc:
+            raise _unavailable("purging", exc) from exc
+
+    def _purge_locked(
+        self, connection: Connection, cutoff_date: date, cutoff: datetime, retention_days: int
+    ) -> int:
+        seq = audit_records.c.seq
+        connection.execute(  # lock the chain head first, like an append
+            sa.select(audit_chain_head.c.last_seq)
+            .where(audit_chain_head.c.id == 1)
+            .with_for_update()
+        ).one()
+        first_kept = connection.execute(
+            sa.select(sa.func.min(seq)).where(audit_records.c.created_at >= cutoff)
+        ).scalar()
+        purgeable = sa.true() if first_kept is None else seq < first_kept
+        last = connection.execute(
+            sa.select(seq, audit_records.c.record_hash)
+            .where(purgeable)
+            .order_by(seq.desc())
+            .limit(1)
+        ).first()
+        if last is None:
+            return 0
+        purge_entry = AuditEntry(
+            kind=PURGE_KIND,
+            requester_key_id=None,
+            requester_role=None,
+            model_name=None,
+            model_version=None,
+            model_sha256=None,
+            policy_version=None,
+            claim_id=None,
+            payload={
+                "purged_through_seq": int(last.seq),
+                "last_purged_hash": str(last.record_hash),
+                "cutoff_date": cutoff_date.isoformat(),
+                "retention_days": retention_days,
+            },
+        )
+        (purge_record,) = self._append_locked(connection, [_prepared(purge_entry, 0)])
+        self._allow_purge(connection, True)
+        n_purged = connection.execute(sa.delete(audit_records).where(seq <= last.seq)).rowcount
+        self._allow_purge(connection, False)
+        connection.execute(
+            sa.insert(audit_purge_anchors).values(
+                purged_at=purge_record.created_at,
+                cutoff_date=cutoff_date,
+                purged_through_seq=int(last.seq),
+                last_purged_hash=str(last.record_hash),
+                n_purged=n_purged,
+                purge_record_seq=purge_record.seq,
+            )
+        )
+        logger.info("purged %d audit records through seq %d", n_purged, last.seq)
+        return int(n_purged)
+
+    def _allow_purge(self, connection: Connection, allowed: bool) -> None:
+        """Open or close the triggers' purge window for this transaction only."""
+        if is_sqlite(connection):
+            connection.execute(sa.update(audit_guard).values(purge_allowed=int(allowed)))
+        else:
+            connection.execute(
+                sa.text("SELECT set_config('arscore.audit_purge', :value, true)"),
+                {"value": "on" if allowed else "off"},
+            )
+
+
+class _ChainChecker:
+    """Checks records one by one in seq order against the chain they should form."""
+
+    def __init__(self, anchor: Any):
+        self.anchor = anchor
+        self.expected_seq = 1 if anchor is None else int(anchor.purged_through_seq) + 1
+        self.expected_prev = GENESIS_HASH if anchor is None else str(anchor.last_purged_hash)
+        self.start = (
+            "the genesis" if anchor is None else f"the purge anchor (seq {self.expected_seq - 1})"
+        )
+        self.hash_before_prev: str | None = None
+        self.previous: AuditRecord | None = None
+        self.anchor_confirmed = anchor is None
+        self.n_records = 0
+
+    def _bad(self, seq: int, problem: Problem, message: str) -> VerifyReport:
+        return VerifyReport(False, self.n_records, seq, problem, message)
+
+    def check(self, record: AuditRecord) -> VerifyReport | None:
+        """The report of the first problem this record reveals, or None."""
+        self.n_records += 1
+        name = f"record seq {record.seq} (score_id {record.score_id})"
+        if record.seq > self.expected_seq:
+            missing = f"seq {self.expected_seq}" + (
+                f"..{record.seq - 1}" if record.seq - 1 > self.expected_seq else ""
+            )
+            after = "" if self.previous else f" after {self.start}"
+            return self._bad(
+                self.expected_seq, "removed", f"{missing} missing before {name}{after}"
+            )
+        if record.seq < self.expected_seq:
+            return self._bad(record.seq, "inserted", f"{name} repeats a seq already in the chain")
+        consistent = record_hash(record.__dict__) == record.record_hash
+        if record.prev_hash != self.expected_prev:
+            return self._broken_link(record, name, consistent)
+        if not consistent:
+            return self._bad(record.seq, "altered", f"{name} was altered: its hash does not match")
+        if record.kind == PURGE_KIND and self.anchor is not None:
+            self.anchor_confirmed |= (
+                record.payload.get("purged_through_seq") == self.anchor.purged_through_seq
+                and record.payload.get("last_purged_hash") == self.anchor.last_purged_hash
+            )
+        self.hash_before_prev, self.expected_prev = self.expected_prev, record.record_hash
+        self.previous, self.expected_seq = record, record.seq + 1
+        return None
+
+    def _broken_link(self, record: AuditRecord, name: str, consistent: bool) -> VerifyReport:
+        previous = self.previous
+        if previous is None:
+            if consistent:
+                return self._bad(
+                    record.seq,
+                    "removed",
+                    f"{name} does not chain to {self.start}: records "
+                    "before it were removed or it was put there",
+                )
+            return self._bad(
+                record.seq, "altered", f"{name} was altered: it does not chain to {self.start}"
+            )
+        prev_name = f"record seq {previous.seq} (score_id {previous.score_id})"
+        if record.prev_hash == self.hash_before_prev:
+            return self._bad(
+                previous.seq,
+                "inserted",
+                f"{prev_name} was inserted: {name} chains to the record before it",
+            )
+        if consistent:
+            return self._bad(
+                previous.seq,
+                "altered",
+                f"{prev_name} was altered: {name} chained to a different hash",
+            )
+        return self._bad(
+            record.seq, "altered", f"{name} was altered: its link and hash do not match"
+        )
+
+    def finish(self, head_seq: int, head_hash: str) -> VerifyReport:
+        """Compare the end of the walk with the chain head and the purge anchor."""
+        last_seq = self.expected_seq - 1
+        if not self.anchor_confirmed:
+            return self._bad(
+                int(self.anchor.purged_through_seq),
+                "removed",
+                f"{self.start} has no matching purge record in the chain: records were removed "
+                "outside a purge",
+            )
+        if last_seq < head_seq:
+            missing = f"seq {last_seq + 1}" + (f"..{head_seq}" if head_seq > last_seq + 1 else "")
+            return self._bad(
+                last_seq + 1,
+                "removed",
+                f"{missing} missing at the end (the chain head is at seq {head_seq})",
+            )
+        if last_seq > head_seq:
+            return self._bad(
+                head_seq + 1,
+                "inserted",
+                f"record seq {head_seq + 1} and later were put after the chain head",
+            )
+        if self.expected_prev != head_hash:
+            assert self.previous is not None
+            return self._bad(
+                last_seq,
+                "altered",
+                f"record seq {last_seq} (score_id {self.previous.score_id}) was altered: its hash "
+                "does not match the chain head",
+            )
+        return VerifyReport(True, self.n_records, last_seq=last_seq, last_hash=head_hash)
+
+
+def _export_rows(records: Iterator[AuditRecord]) -> Iterator[dict[str, Any]]:
+    for record in records:
+        row = dict(record.__dict__)
+        row["created_at"] = _iso_utc(record.created_at)
+        row["payload"] = canonical_json(record.payload)
+        yield row
+
+
+def _write_csv(records: Iterator[AuditRecord], path: Path) -> int:
+    n_rows = 0
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+        writer.writeheader()
+        for row in _export_rows(records):
+            writer.writerow(row)
+            n_rows += 1
+    return n_rows
+
+
+def _write_parquet(records: Iterator[AuditRecord], path: Path) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    special = {"seq": pa.int64(), "created_at": pa.timestamp("us", tz="UTC")}
+    schema = pa.schema([pa.field(name, special.get(name, pa.string())) for name in EXPORT_COLUMNS])
+    n_rows = 0
+    with pq.ParquetWriter(path, schema) as writer:
+        batch: list[dict[str, Any]] = []
+        for row in _export_rows(records):
+            row["created_at"] = datetime.fromisoformat(row["created_at"])
+            batch.append(row)
+            if len(batch) == EXPORT_CHUNK_ROWS:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                n_rows, batch = n_rows + len(batch), []
+        if batch or n_rows == 0:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+            n_rows += len(batch)
+    return n_rows

@@ -1,0 +1,1 @@
+"""Alembic migrations of the serving database, shipped inside the package."""

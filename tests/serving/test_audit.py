@@ -1,0 +1,647 @@
+"""The audit trail: hash chain, tamper evidence, concurrency, failures, export, purge, CLI."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+import typer
+from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
+
+from arscore.commands_audit import register
+from serving.audit import (
+    GENESIS_HASH,
+    PURGE_KIND,
+    AuditChainBroken,
+    AuditEntry,
+    AuditRecord,
+    AuditStore,
+    AuditUnavailable,
+    DuplicateScoreId,
+    record_hash,
+)
+from serving.db import is_sqlite, make_engine, upgrade
+from serving.settings import get_settings
+from tests.factories import claim_row, make_history
+from tests.serving.conftest import FakeClock, count_statements, tampering
+
+
+def score_entry(i: int, claim_id: str | None = None, **payload: object) -> AuditEntry:
+    """A score entry like the scorer writes: pseudonymous features, probability, reasons."""
+    return AuditEntry(
+        kind="score",
+        requester_key_id="k_scorer",
+        requester_role="scorer",
+        model_name="arscore",
+        model_version="3",
+        model_sha256="ab" * 32,
+        policy_version="2025.1",
+        claim_id=claim_id or f"C{i}",
+        payload={
+            "features": {"days_in_ar": 30.0 + i, "payer_type": "commercial", "patient_key": "pk_1"},
+            "probability": 0.25,
+            "expected_recovery": "125.50",
+            "reasons": ["days_in_ar", "payer_type"],
+            **payload,
+        },
+    )
+
+
+def appended(store: AuditStore, n: int) -> list[AuditRecord]:
+    return store.append([score_entry(i) for i in range(n)])
+
+
+def count_records(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(sa.text("SELECT count(*) FROM audit_records")).scalar_one()
+
+
+# --- the chain -------------------------------------------------------------------------------
+
+
+def test_append_many_batches_chain_verifies(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    records = []
+    for batch in range(10):
+        clock.advance(seconds=1)
+        records += store.append([score_entry(batch * 100 + i) for i in range(batch + 1)])
+    records += [store.append([score_entry(9000 + i)])[0] for i in range(20)]
+
+    report = store.verify()
+
+    assert report.ok, report.message
+    assert report.n_records == len(records) == 75
+    assert [r.seq for r in records] == list(range(1, 76))
+    assert records[0].prev_hash == GENESIS_HASH
+    assert all(b.prev_hash == a.record_hash for a, b in zip(records, records[1:], strict=False))
+    assert report.last_hash == records[-1].record_hash
+
+
+def test_append_record_hash_covers_every_field(db_engine, clock):
+    (record,) = AuditStore(db_engine, clock=clock).append([score_entry(1)])
+    fields = dict(record.__dict__)
+
+    assert record_hash(fields) == record.record_hash
+    changes = {
+        "seq": 2,
+        "created_at": record.created_at.replace(microsecond=1),
+        "claim_id": "C2",
+        "model_sha256": "cd" * 32,
+        "prev_hash": "1" * 64,
+        "payload": {**record.payload, "probability": 0.26},
+    }
+    for name, changed in changes.items():
+        assert record_hash({**fields, name: changed}) != record.record_hash, name
+
+
+def test_append_get_returns_stored_record_and_none_for_unknown(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    records = appended(store, 3)
+
+    assert store.get(records[1].score_id) == records[1]
+    assert store.get(records[1].score_id).created_at == clock.now
+    assert store.get("no-such-score") is None
+
+
+def test_append_batch_of_1000_uses_one_insert_statement(db_engine):
+    store = AuditStore(db_engine)
+    inserts = count_statements(db_engine, "INSERT INTO audit_records")
+
+    records = appended(store, 1000)
+
+    assert len(records) == 1000 and count_records(db_engine) == 1000
+    assert len(inserts) == 1
+    assert store.verify().ok
+
+
+def test_append_payload_values_normalized_to_json(db_engine):
+    store = AuditStore(db_engine)
+    (record,) = store.append(
+        [score_entry(1, missing=float("nan"), numpy=np.float64(0.5), day=date(2025, 1, 2))]
+    )
+
+    stored = store.get(record.score_id)
+    assert stored.payload["missing"] is None
+    assert stored.payload["numpy"] == 0.5
+    assert stored.payload["day"] == "2025-01-02"
+    assert store.verify().ok
+
+
+def test_append_payload_with_patient_id_refused_and_nothing_written(db_engine):
+    store = AuditStore(db_engine)
+    bad = score_entry(2, features={"patient_id": "P-RAW-1"})
+
+    with pytest.raises(ValueError, match="raw patient identifier"):
+        store.append([score_entry(1), bad])
+    assert count_records(db_engine) == 0
+
+
+def test_append_duplicate_score_id_refused(db_engine):
+    store = AuditStore(db_engine)
+    (record,) = appended(store, 1)
+    again = AuditEntry(**{**score_entry(2).__dict__, "score_id": record.score_id})
+
+    with pytest.raises(DuplicateScoreId):
+        store.append([again])
+    assert count_records(db_engine) == 1 and store.verify().ok
+
+
+# --- tamper evidence -------------------------------------------------------------------------
+
+
+def test_verify_edited_record_reports_altered(db_engine):
+    store = AuditStore(db_engine)
+    records = appended(store, 10)
+    with tampering(db_engine) as connection:
+        connection.execute(
+            sa.text("UPDATE audit_records SET payload = :p WHERE seq = 5"),
+            {"p": json.dumps({**records[4].payload, "probability": 0.99})},
+        )
+
+    report = store.verify()
+
+    assert not report.ok
+    assert (report.problem, report.first_bad_seq) == ("altered", 5)
+    assert records[4].score_id in report.message
+
+
+def test_verify_payload_replaced_by_invalid_json_reports_altered(db_engine):
+    store = AuditStore(db_engine)
+    records = appended(store, 4)
+    with tampering(db_engine) as connection:
+        connection.execute(sa.text("UPDATE audit_records SET payload = 'not json{' WHERE seq = 3"))
+
+    report = store.verify()
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (False, "altered", 3)
+    assert records[2].score_id in report.message
+
+
+def test_verify_edited_record_with_recomputed_hash_reports_altered(db_engine):
+    store = AuditStore(db_engine)
+    records = appended(store, 10)
+    forged = {**records[4].__dict__, "claim_id": "C-OTHER"}
+    with tampering(db_engine) as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE audit_records SET claim_id = 'C-OTHER', record_hash = :h WHERE seq = 5"
+            ),
+            {"h": record_hash(forged)},
+        )
+
+    report = store.verify()
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (False, "altered", 5)
+    assert records[4].score_id in report.message
+
+
+@pytest.mark.parametrize("deleted_seq", [1, 5, 10])
+def test_verify_deleted_record_reports_removed(db_engine, deleted_seq):
+    store = AuditStore(db_engine)
+    appended(store, 10)
+    with tampering(db_engine) as connection:
+        connection.execute(sa.text("DELETE FROM audit_records WHERE seq = :s"), {"s": deleted_seq})
+
+    report = store.verify()
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (False, "removed", deleted_seq)
+    assert f"seq {deleted_seq}" in report.message
+
+
+def _forged_row(after: AuditRecord, seq: int) -> dict:
+    fields = {**score_entry(666).__dict__, "score_id": "forged0001", "seq": seq}
+    fields.update(created_at=after.created_at, prev_hash=after.record_hash)
+    fields["record_hash"] = record_hash(fields)
+    return {**fields, "payload": json.dumps(fields["payload"])}
+
+
+def _insert_raw(connection, row: dict) -> None:
+    columns = ", ".join(row)
+    values = ", ".join(f":{name}" for name in row)
+    connection.execute(sa.text(f"INSERT INTO audit_records ({columns}) VALUES ({values})"), row)
+
+
+def test_verify_inserted_record_in_the_middle_reports_inserted(db_engine):
+    store = AuditStore(db_engine)
+    records = appended(store, 10)
+    with tampering(db_engine) as connection:  # make room after seq 5, put a forged record there
+        connection.execute(sa.text("UPDATE audit_records SET seq = -seq WHERE seq > 5"))
+        connection.execute(sa.text("UPDATE audit_records SET seq = 1 - seq WHERE seq < 0"))
+        _insert_raw(connection, _forged_row(after=records[4], seq=6))
+
+    report = store.verify()
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (False, "inserted", 6)
+    assert "forged0001" in report.message
+
+
+def test_verify_record_appended_behind_the_head_reports_inserted(db_engine):
+    store = AuditStore(db_engine)
+    records = appended(store, 10)
+    with tampering(db_engine) as connection:
+        _insert_raw(connection, _forged_row(after=records[-1], seq=11))
+
+    report = store.verify()
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (False, "inserted", 11)
+
+
+def test_guard_update_and_delete_through_sql_refused(db_engine):
+    store = AuditStore(db_engine)
+    records = appended(store, 3)
+    statements = [
+        "UPDATE audit_records SET claim_id = 'X' WHERE seq = 2",
+        "DELETE FROM audit_records WHERE seq = 2",
+        "DELETE FROM audit_records",
+        "UPDATE audit_chain_head SET last_seq = 0",
+    ]
+    if not is_sqlite(db_engine):
+        statements.append("TRUNCATE audit_records")
+    for statement in statements:
+        refused = pytest.raises(DBAPIError, match="append-only|only moves forward")
+        with refused, db_engine.begin() as connection:
+            connection.execute(sa.text(statement))
+
+    assert store.get(records[1].score_id) == records[1]
+    assert store.verify().ok and count_records(db_engine) == 3
+
+
+def test_audit_store_public_api_has_no_update_or_delete():
+    public = {name for name in dir(AuditStore) if not name.startswith("_")}
+
+    assert public == {"append", "get", "verify", "export", "purge_expired"}
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+def test_append_8_threads_x_200_chain_intact(db_engine):
+    store = AuditStore(db_engine)
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def work(thread: int) -> None:
+        try:
+            start.wait()
+            for i in range(200):
+                store.append([score_entry(thread * 1000 + i)])
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    report = store.verify()
+    assert report.ok, report.message
+    assert report.n_records == count_records(db_engine) == 1600 == report.last_seq
+
+
+def _append_in_process(url: str, worker: int, go, n_batches: int) -> None:
+    """Run in a child process: its own engine, appending small batches as fast as it can."""
+    engine = make_engine(url)
+    store = AuditStore(engine)
+    go.wait(30)
+    for batch in range(n_batches):
+        store.append([score_entry(worker * 10_000 + batch * 10 + i) for i in range(3)])
+    engine.dispose()
+
+
+def test_append_two_processes_chain_intact(db_engine, db_url):
+    context = multiprocessing.get_context("spawn")
+    go = context.Event()
+    workers = [
+        context.Process(target=_append_in_process, args=(db_url, worker, go, 150))
+        for worker in range(2)
+    ]
+    for process in workers:
+        process.start()
+    go.set()
+    for process in workers:
+        process.join(120)
+
+    assert [p.exitcode for p in workers] == [0, 0]
+    report = AuditStore(db_engine).verify()
+    assert report.ok, report.message
+    assert report.n_records == count_records(db_engine) == 900
+    with db_engine.connect() as connection:
+        claims = connection.execute(sa.text("SELECT claim_id FROM audit_records ORDER BY seq"))
+        workers_in_order = [int(c[1:]) // 10_000 for (c,) in claims]
+    assert set(workers_in_order) == {0, 1}
+
+
+# --- failures --------------------------------------------------------------------------------
+
+FAILING_INSERT_SQLITE = """CREATE TRIGGER test_failing_disk BEFORE INSERT ON audit_records
+WHEN NEW.claim_id = 'FAIL' BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END"""
+FAILING_INSERT_POSTGRES = (
+    """CREATE FUNCTION test_failing_disk() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.claim_id = 'FAIL' THEN RAISE EXCEPTION 'simulated write failure'; END IF;
+        RETURN NEW;
+    END $$""",
+    """CREATE TRIGGER test_failing_disk BEFORE INSERT ON audit_records
+    FOR EACH ROW EXECUTE FUNCTION test_failing_disk()""",
+)
+
+
+def test_append_failure_mid_batch_raises_unavailable_and_writes_nothing(db_engine):
+    store = AuditStore(db_engine)
+    before = appended(store, 5)
+    with db_engine.begin() as connection:
+        for statement in (
+            [FAILING_INSERT_SQLITE] if is_sqlite(db_engine) else FAILING_INSERT_POSTGRES
+        ):
+            connection.exec_driver_sql(statement)
+    batch = [score_entry(i) for i in range(1000)]
+    batch[500] = score_entry(500, claim_id="FAIL")
+
+    with pytest.raises(AuditUnavailable, match="simulated write failure"):
+        store.append(batch)
+
+    assert count_records(db_engine) == 5
+    after = store.append([score_entry(6)])
+    assert after[0].seq == 6 and after[0].prev_hash == before[-1].record_hash
+    assert store.verify().ok
+
+
+def test_append_dropped_table_raises_unavailable(db_engine):
+    store = AuditStore(db_engine)
+    appended(store, 2)
+    with db_engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE audit_records"))
+
+    with pytest.raises(AuditUnavailable, match="while appending"):
+        store.append([score_entry(3)])
+    with pytest.raises(AuditUnavailable):
+        store.verify()
+
+
+def test_append_read_only_sqlite_raises_unavailable(tmp_path):
+    path = tmp_path / "audit.db"
+    writable = make_engine(f"sqlite:///{path}")
+    upgrade(writable)
+    AuditStore(writable).append([score_entry(1)])
+    read_only = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+
+    with pytest.raises(AuditUnavailable, match="readonly"):
+        AuditStore(read_only).append([score_entry(2), score_entry(3)])
+
+    assert count_records(writable) == 1
+    assert AuditStore(read_only).verify().ok
+    read_only.dispose()
+    writable.dispose()
+
+
+def test_append_unreachable_postgres_raises_unavailable():
+    engine = make_engine(
+        "postgresql://postgres@127.0.0.1:1/nowhere", connect_args={"connect_timeout": 2}
+    )
+
+    with pytest.raises(AuditUnavailable):
+        AuditStore(engine).append([score_entry(1)])
+
+
+# --- export ----------------------------------------------------------------------------------
+
+
+def _dated_records(store: AuditStore, clock: FakeClock) -> dict[date, list[AuditRecord]]:
+    """Three records on each of four days, with a real history's pseudonymous patient key."""
+    history = make_history([claim_row("C1", patient_id="P-RAW-777")], [])
+    patient_key = str(history.claims["patient_key"].iloc[0])
+    by_day = {}
+    for day in (date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3), date(2025, 3, 4)):
+        clock.now = datetime(day.year, day.month, day.day, 23, 59, 59, 999_999, tzinfo=UTC)
+        entries = [score_entry(i, features={"patient_key": patient_key}) for i in range(3)]
+        by_day[day] = store.append(entries)
+    return by_day
+
+
+def _read(path: Path, fmt: str) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str) if fmt == "csv" else pd.read_parquet(path)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_date_range_round_trips_without_patient_id(db_engine, clock, tmp_path, fmt):
+    store = AuditStore(db_engine, clock=clock)
+    by_day = _dated_records(store, clock)
+    out = tmp_path / "exports" / f"audit.{fmt}"
+
+    n_rows = store.export(date(2025, 3, 2), date(2025, 3, 3), fmt, out)
+
+    frame = _read(out, fmt)
+    expected = by_day[date(2025, 3, 2)] + by_day[date(2025, 3, 3)]
+    assert n_rows == len(frame) == 6
+    assert frame["score_id"].tolist() == [r.score_id for r in expected]
+    assert "patient_id" not in frame.columns
+    assert "P-RAW-777" not in out.read_bytes().decode("utf-8", errors="replace")
+    assert [json.loads(p) for p in frame["payload"]] == [r.payload for r in expected]
+    assert list(out.parent.iterdir()) == [out]  # no temporary file left behind
+
+
+def test_export_rows_let_an_auditor_recompute_every_hash(db_engine, clock, tmp_path):
+    store = AuditStore(db_engine, clock=clock)
+    _dated_records(store, clock)
+    out = tmp_path / "audit.csv"
+    store.export(date(2025, 3, 1), date(2025, 3, 4), "csv", out)
+
+    frame = pd.read_csv(out, dtype=str, keep_default_na=False)
+    for row in frame.to_dict("records"):
+        fields = {k: (v or None) for k, v in row.items()}
+        fields.update(seq=int(row["seq"]), payload=json.loads(row["payload"]))
+        fields["created_at"] = datetime.fromisoformat(row["created_at"])
+        assert record_hash(fields) == row["record_hash"]
+    assert len(frame) == 12
+
+
+def test_export_failure_keeps_previous_file(db_engine, tmp_path):
+    out = tmp_path / "exports" / "audit.csv"
+    out.parent.mkdir()
+    out.write_text("previous export\n")
+    with db_engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE audit_records"))
+
+    with pytest.raises(AuditUnavailable):
+        AuditStore(db_engine).export(date(2025, 1, 1), date(2025, 12, 31), "csv", out)
+
+    assert out.read_text() == "previous export\n"
+    assert list(out.parent.iterdir()) == [out]
+
+
+# --- purge -----------------------------------------------------------------------------------
+
+
+def test_purge_expired_keeps_records_inside_retention_and_chain_verifies(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    by_day = _dated_records(store, clock)
+
+    n_purged = store.purge_expired(retention_days=2, today=date(2025, 3, 5))
+
+    assert n_purged == 6  # March 1 and 2; the cutoff day March 3 is kept
+    assert store.get(by_day[date(2025, 3, 2)][-1].score_id) is None
+    assert store.get(by_day[date(2025, 3, 3)][0].score_id) is not None
+    report = store.verify()
+    assert report.ok, report.message
+    assert report.n_records == 6 + 1  # the kept records and the purge record
+    purge = store.get(store.append([score_entry(99)])[0].score_id)
+    assert store.verify().ok and purge.seq == 14
+
+
+def test_purge_twice_chain_still_verifies(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    _dated_records(store, clock)
+    clock.now = datetime(2025, 3, 10, tzinfo=UTC)
+    assert store.purge_expired(retention_days=7, today=date(2025, 3, 10)) == 6
+    clock.now = datetime(2025, 3, 12, tzinfo=UTC)
+    assert store.purge_expired(retention_days=0, today=date(2025, 3, 12)) == 7  # + 1st purge's
+
+    report = store.verify()
+    assert report.ok, report.message
+    assert report.n_records == 1
+
+
+def test_purge_nothing_expired_returns_zero_and_records_nothing(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    appended(store, 3)
+
+    assert store.purge_expired(retention_days=6 * 365, today=date(2025, 3, 1)) == 0
+    assert count_records(db_engine) == 3
+
+
+def test_verify_after_purge_detects_next_record_deleted(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    by_day = _dated_records(store, clock)
+    store.purge_expired(retention_days=2, today=date(2025, 3, 5))
+    first_kept = by_day[date(2025, 3, 3)][0]
+    with tampering(db_engine) as connection:
+        connection.execute(
+            sa.text("DELETE FROM audit_records WHERE seq = :s"), {"s": first_kept.seq}
+        )
+
+    report = store.verify()
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (False, "removed", first_kept.seq)
+
+
+def test_verify_forged_purge_anchor_reports_removed(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    records = appended(store, 10)
+    with tampering(db_engine) as connection:  # delete the first five and pretend it was a purge
+        connection.execute(sa.text("DELETE FROM audit_records WHERE seq <= 5"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO audit_purge_anchors (purged_at, cutoff_date, purged_through_seq, "
+                "last_purged_hash, n_purged, purge_record_seq) VALUES (:t, :d, 5, :h, 5, 11)"
+            ),
+            {"t": clock.now, "d": date(2025, 1, 1), "h": records[4].record_hash},
+        )
+
+    report = store.verify()
+
+    assert (report.ok, report.problem, report.first_bad_seq) == (False, "removed", 5)
+    assert "no matching purge record" in report.message
+
+
+def test_purge_refuses_when_chain_broken(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    appended(store, 4)
+    with tampering(db_engine) as connection:
+        connection.execute(sa.text("DELETE FROM audit_records WHERE seq = 2"))
+
+    with pytest.raises(AuditChainBroken, match="seq 2"):
+        store.purge_expired(retention_days=0, today=date(2030, 1, 1))
+    assert count_records(db_engine) == 3
+
+
+def test_purge_record_is_part_of_the_chain(db_engine, clock):
+    store = AuditStore(db_engine, clock=clock)
+    records = appended(store, 4)
+    clock.advance(days=10)
+
+    store.purge_expired(retention_days=5, today=clock.now.date())
+
+    with db_engine.connect() as connection:
+        kinds = connection.execute(sa.text("SELECT kind, payload FROM audit_records")).all()
+    assert [k for k, _ in kinds] == [PURGE_KIND]
+    assert json.loads(kinds[0][1])["last_purged_hash"] == records[-1].record_hash
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(db_url, monkeypatch):
+    """Invoke `arscore keys|audit ...` against the test database."""
+    monkeypatch.setenv("ARSCORE_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    app = typer.Typer()
+    register(app)
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(app, list(args))
+    get_settings.cache_clear()
+
+
+def test_cli_audit_verify_intact_exits_0_broken_exits_1_naming_record(cli, db_engine):
+    records = appended(AuditStore(db_engine), 3)
+
+    intact = cli("audit", "verify")
+    with tampering(db_engine) as connection:
+        connection.execute(sa.text("UPDATE audit_records SET claim_id = 'X' WHERE seq = 2"))
+    broken = cli("audit", "verify")
+
+    assert intact.exit_code == 0 and "3 records" in intact.output
+    assert records[-1].record_hash in intact.output
+    assert broken.exit_code == 1
+    assert "seq 2" in broken.output and records[1].score_id in broken.output
+
+
+def test_cli_audit_export_writes_rows_in_range(cli, db_engine, clock, tmp_path):
+    _dated_records(AuditStore(db_engine, clock=clock), clock)
+    out = tmp_path / "export.parquet"
+
+    result = cli(
+        "audit",
+        "export",
+        "--from",
+        "2025-03-04",
+        "--to",
+        "2025-03-04",
+        "--format",
+        "parquet",
+        "--out",
+        str(out),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(out)) == 3
+    assert (
+        cli(
+            "audit", "export", "--from", "03/04/2025", "--to", "2025-03-04", "--out", str(out)
+        ).exit_code
+        != 0
+    )
+
+
+def test_cli_audit_purge_uses_retention_from_settings(cli, db_engine, clock, monkeypatch):
+    store = AuditStore(db_engine, clock=clock)
+    _dated_records(store, clock)
+    monkeypatch.setenv("ARSCORE_AUDIT_RETENTION_DAYS", str(6 * 365 + 2))
+    get_settings.cache_clear()
+    as_of = (date(2025, 3, 3) + timedelta(days=6 * 365 + 2)).isoformat()  # cutoff: March 3
+
+    result = cli("audit", "purge", "--as-of", as_of)
+
+    assert result.exit_code == 0, result.output
+    assert "purged 6 records" in result.output
+    assert store.verify().ok

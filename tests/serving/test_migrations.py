@@ -1,0 +1,173 @@
+"""Engines and migrations: SQLite settings, psycopg URLs, Alembic shipped in the package."""
+
+from __future__ import annotations
+
+import importlib.resources
+import threading
+
+import pytest
+import sqlalchemy as sa
+from alembic.script import ScriptDirectory
+from sqlalchemy.exc import OperationalError
+
+from serving import audit, history_store, keys
+from serving.db import (
+    alembic_config,
+    current_revision,
+    downgrade,
+    make_engine,
+    normalize_url,
+    upgrade,
+    write_transaction,
+)
+
+ARSCORE_TABLES = {
+    "audit_records",
+    "audit_chain_head",
+    "audit_purge_anchors",
+    "api_keys",
+    "history_claims",
+    "history_transactions",
+}
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def test_migrations_upgrade_fresh_database_creates_tables_at_head(db_url):
+    engine = make_engine(db_url)
+
+    upgrade(engine)
+
+    assert set(sa.inspect(engine).get_table_names()) >= ARSCORE_TABLES
+    assert current_revision(engine) == head_revision() == "0001"
+    engine.dispose()
+
+
+def test_migrations_upgrade_twice_keeps_data(db_engine):
+    _, token = keys.KeyStore(db_engine).create("admin")
+
+    upgrade(db_engine)
+
+    assert keys.KeyStore(db_engine).authenticate(token) is not None
+    assert current_revision(db_engine) == "0001"
+
+
+def test_migrations_downgrade_to_base_then_upgrade_again(db_engine):
+    downgrade(db_engine, "base")
+    dropped = set(sa.inspect(db_engine).get_table_names())
+    upgrade(db_engine)
+
+    assert not dropped & ARSCORE_TABLES
+    assert set(sa.inspect(db_engine).get_table_names()) >= ARSCORE_TABLES
+    assert audit.AuditStore(db_engine).append([]) == []
+    assert audit.AuditStore(db_engine).verify().ok
+
+
+def test_migrations_concurrent_upgrades_from_fresh_database_all_succeed(db_url):
+    engines = [make_engine(db_url) for _ in range(4)]
+    start = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def migrate(engine) -> None:
+        try:
+            start.wait()
+            upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert current_revision(engines[0]) == "0001"
+    with engines[0].connect() as connection:
+        heads = connection.execute(sa.text("SELECT count(*) FROM audit_chain_head")).scalar_one()
+    assert heads == 1
+    for engine in engines:
+        engine.dispose()
+
+
+def test_migrations_run_from_any_directory_without_alembic_ini(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    engine = make_engine("sqlite:///relative/arscore.db")
+
+    upgrade(engine)
+
+    assert (tmp_path / "relative" / "arscore.db").exists()
+    assert not list(tmp_path.rglob("alembic.ini"))
+    assert current_revision(engine) == "0001"
+    engine.dispose()
+
+
+def test_migrations_shipped_as_package_resources_are_found():
+    migrations = importlib.resources.files("serving.migrations")
+    versions = importlib.resources.files("serving.migrations.versions")
+
+    assert migrations.joinpath("env.py").is_file()
+    assert any(entry.name.endswith("_initial.py") for entry in versions.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("table", "module"),
+    [
+        (audit.audit_records, audit),
+        (audit.audit_chain_head, audit),
+        (audit.audit_purge_anchors, audit),
+        (keys.api_keys, keys),
+        (history_store.history_claims, history_store),
+        (history_store.history_transactions, history_store),
+    ],
+    ids=lambda value: getattr(value, "name", ""),
+)
+def test_migrations_tables_match_the_stores_definitions(db_engine, table, module):
+    reflected = {column["name"] for column in sa.inspect(db_engine).get_columns(table.name)}
+
+    assert reflected == set(table.c.keys()), module.__name__
+
+
+def test_make_engine_sqlite_sets_pragmas_and_creates_parent_dir(tmp_path):
+    path = tmp_path / "nested" / "dir" / "arscore.db"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout_ms=1234)
+
+    with engine.connect() as connection:
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+        }
+
+    assert path.parent.is_dir()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "busy_timeout": 1234,
+        "foreign_keys": 1,
+    }
+    engine.dispose()
+
+
+def test_make_engine_postgres_urls_use_psycopg():
+    for url in ("postgresql://u@h/db", "postgres://u@h/db"):
+        assert normalize_url(url) == "postgresql+psycopg://u@h/db"
+        assert make_engine(url).dialect.driver == "psycopg"
+    assert normalize_url("postgresql+psycopg2://u@h/db") == "postgresql+psycopg2://u@h/db"
+
+
+def test_write_transaction_sqlite_takes_the_write_lock_at_begin(tmp_path):
+    url = f"sqlite:///{tmp_path}/lock.db"
+    holder, waiter = make_engine(url), make_engine(url, busy_timeout_ms=50)
+    upgrade(holder)
+
+    with write_transaction(holder) as connection:
+        connection.execute(sa.text("SELECT 1"))  # a read only, yet the write lock is held
+        with pytest.raises(OperationalError, match="locked"), write_transaction(waiter):
+            pass
+
+    with write_transaction(waiter) as connection:  # free again after commit
+        assert connection.execute(sa.text("SELECT count(*) FROM api_keys")).scalar_one() == 0
+    holder.dispose()
+    waiter.dispose()

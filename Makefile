@@ -25,6 +25,9 @@ install: $(STAMP) ## create the virtualenv and install arscore with pinned versi
 demo: $(STAMP) ## generate a demo history, build the dataset, train, register, promote, serve
 	$(BIN)/arscore generate --claims $(DEMO_CLAIMS) --seed 7 --out $(DEMO_DIR)/history
 	$(BIN)/arscore dataset --history $(DEMO_DIR)/history --out $(DEMO_DIR)/dataset.parquet
+	$(BIN)/arscore train --snapshots $(DEMO_DIR)/dataset.parquet
+	$(BIN)/arscore promote challenger --reason "make demo: first champion on the demo history"
+	$(BIN)/arscore models
 
 lint: $(STAMP) ## ruff (lint + format check) and the import contracts
 	$(BIN)/ruff check .

@@ -243,7 +243,10 @@ def promote(
         raise ArscoreError("a promotion needs a reason (--reason TEXT)")
     mlflow_client = client()
     try:
-        candidate = mlflow_client.get_model_version(model_name, str(version))
+        if str(version) == CHALLENGER:
+            candidate = mlflow_client.get_model_version_by_alias(model_name, CHALLENGER)
+        else:
+            candidate = mlflow_client.get_model_version(model_name, str(version))
     except MlflowException:
         raise ArscoreError(f"model {model_name!r} has no version {version}") from None
     champion = _version_or_none(mlflow_client, model_name, CHAMPION)

@@ -192,3 +192,12 @@ def test_cli_promote_refused_exits_non_zero_then_force_promotes(mlflow_registry,
     listed = runner.invoke(cli, ["models"])
     assert listed.exit_code == 0
     assert "champion" in listed.output and "drill" in listed.output
+
+
+def test_promote_challenger_alias_resolves_to_its_version(mlflow_registry):
+    first = register_version(0.90, 0.95)
+    second = register_version(0.91, 0.96)
+    registry.client().set_registered_model_alias("arscore", "challenger", second)
+    record = registry.promote("challenger", "demo", user="ana", at=AT)
+    assert champion_version() == second != first
+    assert record["to_version"] == int(second)

@@ -246,13 +246,13 @@ class FittedModels:
         return result
 
 
-def fit_models(
+def fit_collectibility_model(
     split: Split,
     config: TrainingConfig,
     metadata: dict[str, Any],
     step: Callable[[str], None] | None = None,
-) -> FittedModels:
-    """Fit everything on ``split``; ``step`` is told the name of each step as it starts."""
+) -> CollectibilityModel:
+    """The logged model alone: pipeline, calibrated classifier and recovery booster."""
     announce = step or (lambda name: None)
     announce("feature pipeline")
     pipeline = FeaturePipeline().fit(split.train)
@@ -289,18 +289,28 @@ def fit_models(
         "calibration": calibration,
         "rows": {name: len(frame) for name, frame in split.frames().items()},
     }
-    model = CollectibilityModel(
+    return CollectibilityModel(
         pipeline=pipeline,
         booster=booster,
         calibrator=calibrator,
         recovery_booster=recovery,
         metadata={**metadata, "calibration_method": calibration["chosen"], "fit": report},
     )
-    announce("baselines")
+
+
+def fit_models(
+    split: Split,
+    config: TrainingConfig,
+    metadata: dict[str, Any],
+    step: Callable[[str], None] | None = None,
+) -> FittedModels:
+    """Fit everything on ``split``; ``step`` is told the name of each step as it starts."""
+    model = fit_collectibility_model(split, config, metadata, step)
+    (step or (lambda name: None))("baselines")
     baselines: dict[str, RuleOfThumb | LogisticBaseline] = {
         RULE_OF_THUMB: RuleOfThumb().fit(split.train, split.validation),
-        LOGISTIC_REGRESSION: LogisticBaseline(pipeline, seed=config.seed).fit(
+        LOGISTIC_REGRESSION: LogisticBaseline(model.pipeline, seed=config.seed).fit(
             split.train, split.validation
         ),
     }
-    return FittedModels(model=model, baselines=baselines, report=report)
+    return FittedModels(model=model, baselines=baselines, report=model.metadata["fit"])

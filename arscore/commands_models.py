@@ -176,7 +176,9 @@ def train(
 
 
 def promote(
-    version: Annotated[str, typer.Argument(help="registered version (or 'challenger') to make the champion")],
+    version: Annotated[
+        str, typer.Argument(help="registered version (or 'challenger') to make the champion")
+    ],
     reason: Annotated[str, typer.Option(help="why (kept in the promotion log)")],
     force: Annotated[
         bool, typer.Option(help="promote even if not better than the champion (logged)")

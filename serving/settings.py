@@ -38,6 +38,21 @@ class Settings(BaseSettings):
     pseudonym_key_file: Path | None = None
     policy_file: Path | None = None
     log_level: str = "INFO"
+    # Added by the HTTP app (serving/app.py):
+    max_request_bytes: int = Field(
+        32 * 1024 * 1024, ge=1024, description="largest request body accepted (else 413)"
+    )
+    max_history_rows: int = Field(
+        200_000, ge=1, description="claims + transactions rows per POST /v1/history (else 413)"
+    )
+    migrate_on_start: bool = Field(
+        True, description="run the database migrations to head when the server starts"
+    )
+    db_pool_size: int = Field(16, ge=1, le=256, description="database connections per worker")
+    threadpool_size: int = Field(
+        8, ge=1, le=256, description="threads running blocking routes (scores, history)"
+    )
+    access_log: bool = Field(True, description="one JSON log line per request (no bodies)")
 
     @field_validator("risk_band_cuts")
     @classmethod

@@ -1,0 +1,201 @@
+"""The HTTP app: ``create_app(settings)`` builds it, its lifespan loads the model once.
+
+Routes live in ``serving.routers`` (one per resource); this module wires stores, model, metrics
+and the error handlers that keep every error body free of stack traces and request data (the
+default 422 handler would echo the submitted ``input``, which can hold a patient_id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from features.errors import ArscoreError, ValidationError
+from features.pseudonym import check_key
+from serving.audit import AuditStore, AuditUnavailable
+from serving.db import make_engine, upgrade
+from serving.history_store import HistoryStore, HistoryStoreError, HistoryStoreUnavailable
+from serving.keys import KeyStore
+from serving.loader import load_model
+from serving.logging import exception_site
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.policy import load_policy
+from serving.routers import audit, health, history, models, scores
+from serving.schemas import ProblemOut
+from serving.scorer import Scorer
+from serving.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """Collectibility scores for open healthcare A/R balances.
+
+Every route except `/healthz`, `/readyz` and `/metrics` needs an API key, sent as
+`Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: `scorer` (scores, history),
+`collector` (model info), `auditor` (audit records), `admin` (everything, model reload).
+No/invalid key: 401; wrong role: 403. Patient identifiers are pseudonymized on arrival and are
+never stored, logged or returned."""
+
+
+def pseudonym_key(settings: Settings) -> bytes:
+    """The HMAC key from ``ARSCORE_PSEUDONYM_KEY`` or ``ARSCORE_PSEUDONYM_KEY_FILE``."""
+    if settings.pseudonym_key:
+        return check_key(settings.pseudonym_key.encode("utf-8"))
+    if settings.pseudonym_key_file is not None:
+        try:
+            return check_key(settings.pseudonym_key_file.read_bytes().strip())
+        except OSError as exc:
+            raise ArscoreError(
+                f"pseudonymization key file {settings.pseudonym_key_file}: {exc.strerror}"
+            ) from None
+    raise ArscoreError(
+        "no pseudonymization key: set ARSCORE_PSEUDONYM_KEY or ARSCORE_PSEUDONYM_KEY_FILE"
+    )
+
+
+def policy_version(settings: Settings) -> str:
+    """What besides the model shapes a score's output: the decision policy's own version (the
+    policy file is validated here, at start) and a hash of the band cuts and reasons count."""
+    policy = load_policy(settings.policy_file)
+    config = {
+        "risk_band_cuts": list(settings.risk_band_cuts),
+        "reasons_per_score": settings.reasons_per_score,
+    }
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode("utf-8")).hexdigest()
+    return f"{policy.version}+cfg-{digest[:12]}"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the stores, load the model (fully, before the first request), close at the end."""
+    settings: Settings = app.state.settings
+    state = app.state
+    state.pseudonym_key = pseudonym_key(settings)
+    state.policy_version = policy_version(settings)
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size
+    )
+    state.probe_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arscore-probe")
+    try:
+        await _open(state, settings, engine)
+        yield
+    finally:
+        state.probe_executor.shutdown(wait=False, cancel_futures=True)
+        engine.dispose()
+
+
+async def _open(state: Any, settings: Settings, engine: Engine) -> None:
+    """Migrate, open the stores and load the model (in worker threads: they block)."""
+    if settings.migrate_on_start:
+        await run_in_threadpool(upgrade, engine)
+    state.audit = AuditStore(engine)
+    state.keys = KeyStore(engine)
+    state.history = HistoryStore(engine)
+    state.reload_lock = threading.Lock()
+    state.audit_lock = threading.Lock()
+    loaded = await run_in_threadpool(
+        load_model, settings.model_uri, settings.mlflow_tracking_uri, now=datetime.now(UTC)
+    )
+    state.scorer = Scorer(loaded, settings.risk_band_cuts, settings.reasons_per_score)
+    state.metrics.set_model(
+        loaded.name, loaded.version, loaded.alias, loaded.sha256, loaded.loaded_at.timestamp()
+    )
+    logger.info(
+        "serving model",
+        extra={"model": loaded.name, "version": loaded.version, "alias": loaded.alias},
+    )
+
+
+def _error(status_code: int, detail: object, **extra: object) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status_code)
+
+
+async def request_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 with each bad field's path and what was expected, never the submitted value."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    logger.info("request rejected: invalid input", extra={"n_errors": len(detail)})
+    return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+
+
+async def history_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 listing every problem of a history send (table, column, rows, expectation)."""
+    assert isinstance(exc, ValidationError)
+    problems = [
+        ProblemOut(
+            source=p.source,
+            column=p.column,
+            expected=p.expected,
+            rows=list(p.rows),
+            n_rows=p.n_rows,
+        ).model_dump()
+        for p in exc.problems
+    ]
+    detail = f"{len(problems)} problem(s) in the input, nothing was written"
+    return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, detail, problems=problems)
+
+
+async def history_store_error(request: Request, exc: Exception) -> JSONResponse:
+    """422: the history store refused the send (its message names what to fix)."""
+    return _error(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+
+async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503: a store could not write or read; nothing was scored or written."""
+    which = "audit store" if isinstance(exc, AuditUnavailable) else "database"
+    logger.error("request refused: %s unavailable", which, extra=exception_site(exc))
+    return _error(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"the {which} is unavailable; nothing was scored or written, retry later",
+    )
+
+
+async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """500 with an error id to quote; the log line has the exception's type and site only."""
+    error_id = uuid.uuid4().hex
+    logger.error("unexpected error", extra={"error_id": error_id, **exception_site(exc)})
+    return _error(status.HTTP_500_INTERNAL_SERVER_ERROR, "internal error", error_id=error_id)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The arscore HTTP app; nothing is opened or loaded until its lifespan starts."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="arscore",
+        version="1",
+        summary="Collectibility scoring for healthcare accounts receivable",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_exception_handler(RequestValidationError, request_validation_error)
+    app.add_exception_handler(ValidationError, history_validation_error)
+    app.add_exception_handler(HistoryStoreError, history_store_error)
+    for unavailable in (AuditUnavailable, HistoryStoreUnavailable, SQLAlchemyError):
+        app.add_exception_handler(unavailable, store_unavailable)
+    app.add_exception_handler(Exception, unexpected_error)
+    for router in (scores.router, history.router, models.router, audit.router, health.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,212 @@
+"""POST /v1/scores: score 1 to N open balances, audit every score before answering."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+
+from features.pseudonym import pseudonymize_one
+from serving.audit import AuditEntry, AuditRecord, AuditUnavailable
+from serving.deps import (
+    AuditDep,
+    BatchLimit,
+    HistoryDep,
+    MetricsDep,
+    PseudonymKeyDep,
+    ScorerDep,
+    ScorerRole,
+    TodayDep,
+)
+from serving.keys import Principal
+from serving.loader import LoadedModel
+from serving.online_features import ClaimRecord, EventRecord
+from serving.schemas import ModelRef, ReasonOut, ScoreItem, ScoreOut, ScoreRequest, ScoreResponse
+from serving.scorer import NotScorable, ScoredClaim, ScoreInput, ScoringTimings
+from serving.stored_history import load_stored
+
+router = APIRouter(prefix="/v1", tags=["scores"])
+SCORE_KIND = "score"
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no or invalid API key"},
+    403: {"description": "the key's role may not score"},
+    413: {"description": "more items than max_batch_items, or a body above max_request_bytes"},
+    422: {"description": "invalid items: every bad field with its path and what was expected"},
+    503: {"description": "the audit or history store is unavailable; nothing was scored"},
+}
+
+
+async def get_policy_version(request: Request) -> str:
+    """The version of the scoring configuration (bands, reasons, policy file)."""
+    return request.app.state.policy_version
+
+
+PolicyVersionDep = Annotated[str, Depends(get_policy_version)]
+
+
+async def get_audit_lock(request: Request) -> Any:
+    """The process's audit append lock: appends queue here instead of in SQLite's busy handler,
+    which sleeps 1 to 100 ms between retries while another thread holds the write lock."""
+    return request.app.state.audit_lock
+
+
+AuditLockDep = Annotated[Any, Depends(get_audit_lock)]
+
+
+def claim_record(item: ScoreItem, patient_key: str) -> ClaimRecord:
+    """The item's claim for the model path: patient pseudonymized, money as float."""
+    return ClaimRecord(
+        claim_id=item.claim_id,
+        patient_key=patient_key,
+        payer_id=item.payer_id,
+        payer_type=item.payer_type,
+        claim_type=item.claim_type,
+        place_of_service=item.place_of_service,
+        service_date=item.service_date,
+        billed_date=item.billed_date,
+        total_charge=float(item.total_charge),
+        expected_amount=None if item.expected_amount is None else float(item.expected_amount),
+        patient_age=item.patient_age,
+        patient_state=item.patient_state,
+        patient_zip3=item.patient_zip3,
+    )
+
+
+def event_records(item: ScoreItem) -> tuple[EventRecord, ...]:
+    """The item's transactions, in the order sent."""
+    return tuple(
+        EventRecord(
+            claim_id=item.claim_id,
+            date=t.date,
+            type=t.type,
+            amount=None if t.amount is None else float(t.amount),
+            party=t.party,
+            carc_group=t.carc_group,
+            carc_code=t.carc_code,
+            rarc_code=t.rarc_code,
+            reason=t.reason,
+        )
+        for t in item.transactions
+    )
+
+
+def score_inputs(body: ScoreRequest, key: bytes, today: Any) -> list[ScoreInput]:
+    """Items as scorer inputs, each patient pseudonymized once; the as-of date defaults to the
+    request's, then today."""
+    default_as_of = body.as_of or today
+    patient_keys: dict[str, str] = {}
+    inputs = []
+    for item in body.items:
+        patient_key = patient_keys.get(item.patient_id)
+        if patient_key is None:
+            patient_key = patient_keys[item.patient_id] = pseudonymize_one(item.patient_id, key)
+        claim = claim_record(item, patient_key)
+        inputs.append(ScoreInput(claim, event_records(item), item.as_of or default_as_of))
+    return inputs
+
+
+def audit_entry(
+    scored: ScoredClaim, principal: Principal, loaded: LoadedModel, policy_version: str
+) -> AuditEntry:
+    """What the audit trail keeps of one score: minimum necessary, patient as its pseudonym."""
+    payload: dict[str, Any] = {
+        "as_of": scored.as_of,
+        "patient_key": scored.patient_key,
+        "model_alias": loaded.alias,
+        "features": scored.features,
+        "probability_collected": scored.probability,
+        "expected_recovery": scored.expected_recovery,
+        "risk_band": scored.risk_band,
+        "reasons": [vars(r) for r in scored.reasons],
+    }
+    if scored.contributions is not None:
+        payload["contributions"] = dict(
+            zip([*scored.features, "bias"], scored.contributions, strict=True)
+        )
+    return AuditEntry(
+        kind=SCORE_KIND,
+        requester_key_id=principal.key_id,
+        requester_role=principal.role,
+        model_name=loaded.name,
+        model_version=loaded.version,
+        model_sha256=loaded.sha256,
+        policy_version=policy_version,
+        claim_id=scored.claim_id,
+        payload=payload,
+    )
+
+
+def score_out(scored: ScoredClaim, record: AuditRecord, model: ModelRef) -> ScoreOut:
+    """The response item of one score."""
+    return ScoreOut.model_construct(
+        score_id=record.score_id,
+        claim_id=scored.claim_id,
+        as_of=scored.as_of,
+        probability_collected=scored.probability,
+        expected_recovery=scored.expected_recovery,
+        risk_band=scored.risk_band,
+        reasons=[ReasonOut.model_construct(**vars(r)) for r in scored.reasons],
+        model=model,
+    )
+
+
+def not_scorable(error: NotScorable) -> HTTPException:
+    """422 naming each item that has nothing to score."""
+    detail = [
+        {"loc": ["body", "items", position], "msg": f"expected {what}", "type": "not_scorable"}
+        for position, what in error.problems
+    ]
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
+
+
+@router.post(
+    "/scores",
+    response_model=ScoreResponse,
+    summary="Score open balances",
+    responses=ERRORS,
+)
+def create_scores(
+    principal: ScorerRole,
+    _limit: BatchLimit,
+    body: ScoreRequest,
+    scorer: ScorerDep,
+    audit: AuditDep,
+    history: HistoryDep,
+    metrics: MetricsDep,
+    key: PseudonymKeyDep,
+    policy_version: PolicyVersionDep,
+    audit_lock: AuditLockDep,
+    today: TodayDep,
+) -> ScoreResponse:
+    """Probability of collection, expected dollars, risk band and up to 4 reasons per balance.
+
+    Each balance is scored on its own claim and transactions plus the patient's other claims
+    sent earlier through ``POST /v1/history``. Every score is recorded in the audit trail (one
+    transaction per request) before the response is sent; ``score_id`` finds the record."""
+    timings = ScoringTimings()
+    inputs = score_inputs(body, key, today)
+    started = time.perf_counter()
+    patients = sorted({item.claim.patient_key for item in inputs})
+    stored = load_stored(history.engine, patients)
+    timings.add("history", started)
+    try:
+        scored = scorer.score(inputs, stored, body.reasons, timings)
+    except NotScorable as error:
+        raise not_scorable(error) from None
+    loaded = scorer.loaded
+    started = time.perf_counter()
+    entries = [audit_entry(s, principal, loaded, policy_version) for s in scored]
+    try:
+        with audit_lock:
+            records = audit.append(entries)
+    except AuditUnavailable:
+        metrics.audit_unavailable.inc()
+        raise
+    timings.add("audit", started)
+    metrics.observe_stages(timings.seconds)
+    metrics.count_scores(s.risk_band for s in scored)
+    model = ModelRef(name=loaded.name, version=loaded.version, alias=loaded.alias)
+    return ScoreResponse.model_construct(
+        scores=[score_out(s, r, model) for s, r in zip(scored, records, strict=True)]
+    )

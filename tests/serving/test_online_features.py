@@ -1,0 +1,211 @@
+"""The online snapshot path gives exactly the values of features.snapshots.build_snapshots."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.history import History, validate_history
+from features.pipeline import FeaturePipeline
+from features.schema import CARC_GROUPS, PAYER_TYPES, TRANSACTION_REASONS, TRANSACTION_TYPES
+from features.snapshots import build_snapshots
+from serving.online_features import (
+    ClaimRecord,
+    EventRecord,
+    FeatureRows,
+    aging_bucket,
+    claim_snapshot,
+    online_history,
+    records_from_frames,
+)
+from tests.factories import TEST_KEY
+
+START = dt.date(2025, 1, 1)
+CARCS = ("45", "16", "29", "50", "97", "1", "2", "3", None)
+
+
+def adversarial_history(n_patients: int, seed: int) -> History:
+    """Patients with a few claims whose events crowd onto the same days, amounts of every size
+    (so compensated sums differ from naive ones), missing values and every event kind."""
+    rng = np.random.default_rng(seed)
+    claims, transactions = [], []
+    for patient in range(n_patients):
+        for _ in range(rng.integers(1, 5)):
+            claim_id = f"C{len(claims):05d}"
+            service = START + dt.timedelta(days=int(rng.integers(0, 120)))
+            billed = service + dt.timedelta(days=int(rng.integers(0, 20)))
+            charge = float(rng.choice([0.01, 25.0, 180.37, 2500.1, 1e6 + 0.07, 12345678.91]))
+            claims.append(
+                {
+                    "claim_id": claim_id,
+                    "patient_id": f"P{patient}",
+                    "payer_id": "X1",
+                    "payer_type": str(rng.choice(PAYER_TYPES)),
+                    "claim_type": str(rng.choice(["professional", "institutional"])),
+                    "place_of_service": str(rng.choice(["11", "21", "22", "23"])),
+                    "service_date": service.isoformat(),
+                    "billed_date": billed.isoformat(),
+                    "total_charge": f"{charge:.2f}",
+                    "expected_amount": None if rng.random() < 0.3 else f"{charge * 0.6:.2f}",
+                    "patient_age": str(int(rng.integers(0, 95))),
+                    "patient_state": str(rng.choice(["TX", "NM", "CA"])),
+                    "patient_zip3": "750",
+                }
+            )
+            days = billed + dt.timedelta(days=int(rng.integers(0, 40)))
+            for _ in range(rng.integers(0, 12)):
+                if rng.random() < 0.5:
+                    days += dt.timedelta(days=int(rng.integers(0, 30)))
+                amount = rng.choice([0.01, 0.1, 3.33, 99.99, 1e6 + 0.03, 7e7 + 0.11]) * (
+                    rng.random() < 0.9
+                )
+                transactions.append(
+                    {
+                        "claim_id": claim_id,
+                        "date": days.isoformat(),
+                        "type": str(rng.choice(TRANSACTION_TYPES)),
+                        "amount": None if rng.random() < 0.1 else f"{amount:.2f}",
+                        "party": rng.choice(["payer", "patient", None]),
+                        "carc_group": rng.choice([*CARC_GROUPS, None]),
+                        "carc_code": rng.choice(CARCS),
+                        "rarc_code": None,
+                        "reason": rng.choice([*TRANSACTION_REASONS, None]),
+                    }
+                )
+    order = rng.permutation(len(transactions))
+    raw_transactions = pd.DataFrame([transactions[i] for i in order], dtype="object")
+    return validate_history(pd.DataFrame(claims, dtype="object"), raw_transactions, TEST_KEY)
+
+
+def synthetic_history(n_claims: int, seed: int) -> History:
+    """Realistic claims and events from the training data generator."""
+    from training.synthetic import GeneratorConfig, generate_history
+
+    config = GeneratorConfig(n_claims=n_claims, seed=seed, months=8)
+    claims, transactions = generate_history(config)
+    claims = claims.assign(patient_id=claims["patient_id"].astype("string"))
+    return validate_history(claims, transactions, TEST_KEY)
+
+
+def online_snapshots(history: History, as_of_dates: list[pd.Timestamp]) -> dict[tuple, dict]:
+    """Every (claim_id, as_of) snapshot the online path gives over the same history."""
+    claims, events = records_from_frames(history.claims, history.transactions)
+    by_patient: dict[str, list[ClaimRecord]] = {}
+    for claim in claims:
+        by_patient.setdefault(claim.patient_key, []).append(claim)
+    patient_of = {c.claim_id: c.patient_key for c in claims}
+    events_by_patient: dict[str, list[EventRecord]] = {}
+    for event in events:
+        events_by_patient.setdefault(patient_of[event.claim_id], []).append(event)
+    found = {}
+    for as_of in as_of_dates:
+        for claim in claims:
+            patient = claim.patient_key
+            snap = claim_snapshot(
+                claim, by_patient[patient], events_by_patient.get(patient, []), as_of.date()
+            )
+            if snap is not None:
+                found[(claim.claim_id, as_of.date())] = snap
+    return found
+
+
+def assert_same_values(expected: pd.DataFrame, found: dict[tuple, dict]) -> None:
+    """Same rows, same columns, identical values (NaN and NA on both sides count as equal)."""
+    keys = list(zip(expected["claim_id"], expected["as_of"].dt.date, strict=True))
+    assert sorted(keys) == sorted(found), "different snapshot rows (open, billed) were built"
+    columns = list(expected.columns)
+    for position, key in enumerate(keys):
+        snap = found[key]
+        assert sorted(snap) == sorted(columns)
+        for column in columns:
+            want, got = expected[column].iloc[position], snap[column]
+            if pd.isna(want):
+                assert got is None or got != got, (key, column, want, got)
+            elif isinstance(want, pd.Timestamp):
+                assert want.date() == got, (key, column, want, got)
+            else:
+                assert want == got, (key, column, want, got)
+                assert type(got) is not float or float(want) == got
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_claim_snapshot_adversarial_histories_equal_build_snapshots(seed):
+    history = adversarial_history(n_patients=120, seed=seed)
+    as_of_dates = [pd.Timestamp(START) + pd.Timedelta(days=d) for d in (0, 15, 45, 90, 160, 400)]
+    expected = build_snapshots(history, as_of_dates, labels=None)
+    assert len(expected) > 300
+    assert_same_values(expected, online_snapshots(history, as_of_dates))
+
+
+def test_claim_snapshot_synthetic_history_equals_build_snapshots():
+    history = synthetic_history(n_claims=1500, seed=11)
+    end = history.transactions["date"].max()
+    as_of_dates = [end - pd.Timedelta(days=d) for d in (0, 29, 61, 123, 200)]
+    expected = build_snapshots(history, as_of_dates, labels=None)
+    assert len(expected) > 500
+    assert_same_values(expected, online_snapshots(history, as_of_dates))
+
+
+def test_claim_snapshot_item_first_order_equals_build_snapshots():
+    """The exact history the server scores: the item, then the patient's other stored claims."""
+    history = adversarial_history(n_patients=60, seed=9)
+    claims, events = records_from_frames(history.claims, history.transactions)
+    compared = 0
+    for claim in claims[::3]:
+        stored = [c for c in claims if c.patient_key == claim.patient_key]
+        own = [e for e in events if e.claim_id == claim.claim_id]
+        order_claims, order_events = online_history(claim, own, stored, events)
+        frame_claims = pd.concat(
+            [history.claims[history.claims["claim_id"] == c.claim_id] for c in order_claims]
+        )
+        transaction_rows = [
+            (history.transactions["claim_id"] == c.claim_id).to_numpy() for c in order_claims
+        ]
+        frame_transactions = pd.concat([history.transactions[rows] for rows in transaction_rows])
+        as_of = pd.Timestamp(claim.billed_date) + pd.Timedelta(days=30)
+        expected = build_snapshots(
+            History(frame_claims, frame_transactions),
+            [as_of],
+            labels=None,
+            claim_ids=[claim.claim_id],
+        )
+        found = claim_snapshot(claim, order_claims, order_events, as_of.date())
+        assert_same_values(
+            expected, {} if found is None else {(claim.claim_id, as_of.date()): found}
+        )
+        compared += len(expected)
+    assert compared > 10
+
+
+def test_feature_rows_equal_pipeline_transform():
+    history = adversarial_history(n_patients=150, seed=4)
+    as_of_dates = [pd.Timestamp(START) + pd.Timedelta(days=d) for d in (30, 90, 150)]
+    expected = build_snapshots(history, as_of_dates, labels=None)
+    pipeline = FeaturePipeline(min_level_count=3).fit(expected)
+    found = online_snapshots(history, as_of_dates)
+    keys = list(zip(expected["claim_id"], expected["as_of"].dt.date, strict=True))
+    rows = FeatureRows(pipeline).matrix([found[key] for key in keys])
+    np.testing.assert_array_equal(rows, pipeline.transform(expected))
+
+
+def test_feature_rows_unseen_category_is_nan():
+    history = adversarial_history(n_patients=40, seed=5)
+    snapshots = build_snapshots(history, [pd.Timestamp("2025-03-01")], labels=None)
+    pipeline = FeaturePipeline(min_level_count=1).fit(snapshots)
+    snap = dict(next(iter(online_snapshots(history, [pd.Timestamp("2025-03-01")]).values())))
+    snap["payer_type"] = "not_a_payer_type"
+    row = FeatureRows(pipeline).row(snap)
+    assert np.isnan(row[pipeline.feature_names_.index("payer_type")])
+
+
+@pytest.mark.parametrize(
+    ("days", "bucket"),
+    [(-3.0, "0-30"), (30.0, "0-30"), (31.0, "31-60"), (120.0, "91-120"), (121.0, "120+")],
+)
+def test_aging_bucket_edges_match_features(days, bucket):
+    from features.snapshots import aging_bucket as frame_bucket
+
+    assert aging_bucket(days) == bucket == frame_bucket(pd.Series([days])).iloc[0]

@@ -1,0 +1,221 @@
+"""The online scorer gives the offline model's numbers, exact reasons and clear refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.history import History
+from features.snapshots import build_snapshots
+from serving.history_store import HistoryStore
+from serving.loader import LoadedModel
+from serving.online_features import ClaimRecord, EventRecord, online_history, records_from_frames
+from serving.scorer import NotScorable, ScoreInput, Scorer, to_cents
+from serving.stored_history import load_stored
+from tests.model_factory import fit_small_model, labelled_snapshots, small_history
+
+AS_OF = pd.Timestamp("2026-06-30")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fit_small_model(labelled_snapshots(small_history(), months=6), rounds=20)
+
+
+@pytest.fixture(scope="module")
+def scorer(model) -> Scorer:
+    loaded = LoadedModel(
+        model,
+        "arscore",
+        "7",
+        "champion",
+        "models:/arscore@champion",
+        "0" * 64,
+        datetime(2026, 7, 1, tzinfo=UTC),
+    )
+    return Scorer(loaded, (0.2, 0.5, 0.8), 4)
+
+
+@pytest.fixture(scope="module")
+def records():
+    history = small_history()
+    claims, events = records_from_frames(history.claims, history.transactions)
+    return history, claims, events
+
+
+def _by_patient(claims, events):
+    patients: dict[str, tuple[list, list]] = {}
+    owner = {}
+    for claim in claims:
+        patients.setdefault(claim.patient_key, ([], []))[0].append(claim)
+        owner[claim.claim_id] = claim.patient_key
+    for event in events:
+        patients[owner[event.claim_id]][1].append(event)
+    return patients
+
+
+def _offline_frames(history: History, claim: ClaimRecord, stored) -> History:
+    """The online history of one item as frames: the item, then the patient's other claims."""
+    order_claims, _ = online_history(claim, (), *stored)
+    claims = pd.concat(
+        [history.claims[history.claims["claim_id"] == c.claim_id] for c in order_claims]
+    )
+    transactions = pd.concat(
+        [history.transactions[history.transactions["claim_id"] == c.claim_id] for c in order_claims]
+    )
+    return History(claims, transactions)
+
+
+def test_scorer_scores_equal_collectibility_model_score_on_build_snapshots(scorer, model, records):
+    history, claims, events = records
+    patients = _by_patient(claims, events)
+    open_ids = set(build_snapshots(history, [AS_OF], labels=None)["claim_id"])
+    chosen = [c for c in claims if c.claim_id in open_ids][:40]
+    inputs = [
+        ScoreInput(
+            c,
+            tuple(e for e in patients[c.patient_key][1] if e.claim_id == c.claim_id),
+            AS_OF.date(),
+        )
+        for c in chosen
+    ]
+    scored = scorer.score(inputs, patients, with_reasons=True)
+    for claim, found in zip(chosen, scored, strict=True):
+        frames = _offline_frames(history, claim, patients[claim.patient_key])
+        snaps = build_snapshots(frames, [AS_OF], labels=None, claim_ids=[claim.claim_id])
+        offline = model.score(snaps).iloc[0]
+        assert found.claim_id == claim.claim_id
+        assert found.probability == offline["probability_collected"]
+        assert found.expected_recovery == to_cents(offline["expected_recovery"])
+        X = model.features(snaps)
+        assert list(found.features.values()) == [
+            model.pipeline.category_label(n, v)
+            if n in model.pipeline.categorical
+            else (None if np.isnan(v) else v)
+            for n, v in zip(model.pipeline.feature_names_, X[0], strict=True)
+        ]
+
+
+def test_scorer_contributions_plus_bias_equal_raw_score(scorer, model, records):
+    history, claims, events = records
+    patients = _by_patient(claims, events)
+    snaps = build_snapshots(history, [AS_OF], labels=None).iloc[:30]
+    by_id = {c.claim_id: c for c in claims}
+    inputs = [
+        ScoreInput(by_id[cid], tuple(e for e in events if e.claim_id == cid), AS_OF.date())
+        for cid in snaps["claim_id"]
+    ]
+    scored = scorer.score(inputs, patients, with_reasons=True)
+    raw = model.raw_score(model.features(snaps))
+    for found, margin in zip(scored, raw, strict=True):
+        assert len(found.contributions) == len(model.pipeline.feature_names_) + 1
+        assert sum(found.contributions) == pytest.approx(margin, abs=1e-9)
+        top = sorted(
+            range(len(found.contributions) - 1), key=lambda i: -abs(found.contributions[i])
+        )[:4]
+        assert [r.feature for r in found.reasons] == [
+            model.pipeline.feature_names_[i] for i in top if found.contributions[i] != 0
+        ]
+
+
+def test_scorer_without_reasons_has_no_contributions(scorer, records):
+    history, claims, events = records
+    claim_id = build_snapshots(history, [AS_OF], labels=None)["claim_id"].iloc[0]
+    claim = next(c for c in claims if c.claim_id == claim_id)
+    (found,) = scorer.score([ScoreInput(claim, (), AS_OF.date())], {}, with_reasons=False)
+    assert found.reasons == [] and found.contributions is None
+
+
+def test_scorer_claim_billed_after_as_of_not_scorable(scorer):
+    claim = ClaimRecord(
+        "C1",
+        "pk",
+        "X",
+        "commercial",
+        "professional",
+        "11",
+        dt.date(2026, 7, 1),
+        dt.date(2026, 7, 3),
+        100.0,
+    )
+    with pytest.raises(NotScorable) as caught:
+        scorer.score([ScoreInput(claim, (), dt.date(2026, 6, 30))], {}, with_reasons=True)
+    assert caught.value.problems == [(0, "a claim billed on or before as_of 2026-06-30")]
+
+
+def test_scorer_paid_claim_not_scorable_names_only_that_item(scorer):
+    claim = ClaimRecord(
+        "C1",
+        "pk",
+        "X",
+        "commercial",
+        "professional",
+        "11",
+        dt.date(2026, 1, 1),
+        dt.date(2026, 1, 3),
+        100.0,
+    )
+    paid = (EventRecord("C1", dt.date(2026, 2, 1), "payment", 100.0, "payer"),)
+    still_open = ClaimRecord(
+        "C2",
+        "pk",
+        "X",
+        "commercial",
+        "professional",
+        "11",
+        dt.date(2026, 1, 1),
+        dt.date(2026, 1, 3),
+        100.0,
+    )
+    inputs = [
+        ScoreInput(still_open, (), dt.date(2026, 6, 30)),
+        ScoreInput(claim, paid, dt.date(2026, 6, 30)),
+    ]
+    with pytest.raises(NotScorable) as caught:
+        scorer.score(inputs, {}, with_reasons=False)
+    assert [p[0] for p in caught.value.problems] == [1]
+
+
+@pytest.mark.parametrize(
+    ("dollars", "cents"), [(12.344999, "12.34"), (0.005000001, "0.01"), (1e-9, "0.00")]
+)
+def test_to_cents_rounds_to_the_cent(dollars, cents):
+    assert to_cents(dollars) == Decimal(cents)
+
+
+def test_scorer_risk_band_follows_cut_points(scorer, records):
+    history, claims, events = records
+    patients = _by_patient(claims, events)
+    snaps = build_snapshots(history, [AS_OF], labels=None)
+    by_id = {c.claim_id: c for c in claims}
+    inputs = [ScoreInput(by_id[c], (), AS_OF.date()) for c in snaps["claim_id"]]
+    inputs = [i for i in inputs if i.claim.billed_date <= AS_OF.date()]
+    scored = []
+    for item in inputs:
+        try:
+            scored += scorer.score([item], patients, with_reasons=False)
+        except NotScorable:
+            continue
+    expected = {0: "very_low", 1: "low", 2: "medium", 3: "high"}
+    for found in scored:
+        assert found.risk_band == expected[sum(found.probability >= c for c in (0.2, 0.5, 0.8))]
+
+
+def test_load_stored_equals_history_store_load(db_engine, records):
+    history, _, _ = records
+    some = history.claims[history.claims["patient_key"].isin(history.claims["patient_key"][:60])]
+    store = HistoryStore(db_engine)
+    store.upsert(
+        some, history.transactions[history.transactions["claim_id"].isin(some["claim_id"])]
+    )
+    keys = sorted(set(some["patient_key"]))
+    loaded = store.load(patient_keys=keys)
+    claims, events = records_from_frames(loaded.claims, loaded.transactions)
+    expected = _by_patient(claims, events)
+    assert load_stored(db_engine, keys) == expected
+    assert load_stored(db_engine, ["pk_nobody"]) == {}

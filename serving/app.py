@@ -36,7 +36,7 @@ from serving.loader import load_model
 from serving.logging import exception_site
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.policy import load_policy
-from serving.routers import audit, health, history, models, scores
+from serving.routers import accounts, audit, health, history, models, scores, worklist
 from serving.schemas import ProblemOut
 from serving.scorer import Scorer
 from serving.settings import Settings, get_settings
@@ -47,7 +47,8 @@ DESCRIPTION = """Collectibility scores for open healthcare A/R balances.
 
 Every route except `/healthz`, `/readyz` and `/metrics` needs an API key, sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: `scorer` (scores, history),
-`collector` (model info), `auditor` (audit records), `admin` (everything, model reload).
+`collector` (worklist, account actions), `approver` (second user on large write-offs),
+`auditor` (audit records), `admin` (everything, model reload).
 No/invalid key: 401; wrong role: 403. Patient identifiers are pseudonymized on arrival and are
 never stored, logged or returned."""
 
@@ -196,6 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for unavailable in (AuditUnavailable, HistoryStoreUnavailable, SQLAlchemyError):
         app.add_exception_handler(unavailable, store_unavailable)
     app.add_exception_handler(Exception, unexpected_error)
-    for router in (scores.router, history.router, models.router, audit.router, health.router):
-        app.include_router(router)
+    routers = (scores, history, models, audit, health, worklist, accounts)
+    for module in routers:
+        app.include_router(module.router)
     return app

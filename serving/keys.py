@@ -25,7 +25,7 @@ from sqlalchemy import Engine
 from features.errors import ArscoreError
 from serving.db import write_transaction
 
-ROLES = ("scorer", "collector", "auditor", "admin")
+ROLES = ("scorer", "collector", "auditor", "admin", "approver")
 ADMIN = "admin"
 TOKEN_PREFIX = "ars"
 KEY_ID_BYTES = 8

@@ -41,7 +41,7 @@ def test_migrations_upgrade_fresh_database_creates_tables_at_head(db_url):
     upgrade(engine)
 
     assert set(sa.inspect(engine).get_table_names()) >= ARSCORE_TABLES
-    assert current_revision(engine) == head_revision() == "0001"
+    assert current_revision(engine) == head_revision() == "0002"
     engine.dispose()
 
 
@@ -51,7 +51,7 @@ def test_migrations_upgrade_twice_keeps_data(db_engine):
     upgrade(db_engine)
 
     assert keys.KeyStore(db_engine).authenticate(token) is not None
-    assert current_revision(db_engine) == "0001"
+    assert current_revision(db_engine) == head_revision()
 
 
 def test_migrations_downgrade_to_base_then_upgrade_again(db_engine):
@@ -84,7 +84,7 @@ def test_migrations_concurrent_upgrades_from_fresh_database_all_succeed(db_url):
         thread.join()
 
     assert errors == []
-    assert current_revision(engines[0]) == "0001"
+    assert current_revision(engines[0]) == head_revision()
     with engines[0].connect() as connection:
         heads = connection.execute(sa.text("SELECT count(*) FROM audit_chain_head")).scalar_one()
     assert heads == 1
@@ -100,7 +100,7 @@ def test_migrations_run_from_any_directory_without_alembic_ini(tmp_path, monkeyp
 
     assert (tmp_path / "relative" / "arscore.db").exists()
     assert not list(tmp_path.rglob("alembic.ini"))
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == head_revision()
     engine.dispose()
 
 

@@ -155,11 +155,11 @@ def load_registered(uri: str, tracking_uri: str | None, *, now: datetime) -> Loa
     subdir = (version.tags or {}).get(TAG_MODEL_SUBDIR, DEFAULT_MODEL_SUBDIR)
     with tempfile.TemporaryDirectory(prefix="arscore-model-") as scratch:
         try:
+            # Resolve the artifact location through our client: a models:/ URI would be looked
+            # up in MLflow's process-wide default registry, not necessarily this one.
+            location = client.get_model_version_download_uri(name, str(version.version))
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version.version}",
-                dst_path=scratch,
-                tracking_uri=registry,
-                registry_uri=registry,
+                artifact_uri=location, dst_path=scratch, tracking_uri=registry
             )
         except MlflowException as exc:
             raise ModelLoadError(

@@ -49,6 +49,25 @@ def test_loader_champion_alias_resolves_version_and_verifies_sha(registry, model
     assert loaded.sha256 == artifact_sha256(model_dirs[0])
 
 
+def test_loader_other_process_default_registry_still_loads_from_given_one(
+    registry, tmp_path, monkeypatch
+):
+    """The download must use the registry arscore was given, not MLflow's process default."""
+    import mlflow
+
+    elsewhere = f"sqlite:///{tmp_path}/elsewhere.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", elsewhere)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", elsewhere)
+    previous = mlflow.get_registry_uri()
+    mlflow.set_registry_uri(elsewhere)
+    try:
+        registry.set_alias("champion", registry.versions[0])
+        loaded = load_model(CHAMPION, registry.tracking_uri, now=NOW)
+    finally:
+        mlflow.set_registry_uri(previous)
+    assert loaded.version == registry.versions[0]
+
+
 def test_loader_sha_mismatch_refuses(registry):
     client = registry.client()
     version = registry.versions[1]

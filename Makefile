@@ -22,12 +22,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create the virtualenv and install arscore with pinned versions
 
-demo: $(STAMP) ## generate a demo history, build the dataset, train, register, promote, serve
+demo: $(STAMP) ## generate a history, build the dataset, train, promote, load, score, serve
 	$(BIN)/arscore generate --claims $(DEMO_CLAIMS) --seed 7 --out $(DEMO_DIR)/history
 	$(BIN)/arscore dataset --history $(DEMO_DIR)/history --out $(DEMO_DIR)/dataset.parquet
 	$(BIN)/arscore train --snapshots $(DEMO_DIR)/dataset.parquet
 	$(BIN)/arscore promote challenger --reason "make demo: first champion on the demo history"
 	$(BIN)/arscore models
+	$(BIN)/arscore load --history $(DEMO_DIR)/history
+	BIN=$(BIN) DEMO_DIR=$(DEMO_DIR) bash scripts/demo_serve.sh
 
 lint: $(STAMP) ## ruff (lint + format check) and the import contracts
 	$(BIN)/ruff check .

@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "arscore.commands_models",
     "arscore.commands_serve",
     "arscore.commands_audit",
+    "arscore.commands_worklist",
+    "arscore.commands_batch",
 )
 
 for _name in COMMAND_MODULES:

@@ -88,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = app.state
     state.pseudonym_key = pseudonym_key(settings)
     state.policy_version = policy_version(settings)
+    state.policy = load_policy(settings.policy_file)
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
     engine = make_engine(
         settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size

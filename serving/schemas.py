@@ -202,6 +202,25 @@ class ModelRef(BaseModel):
     alias: str | None = None
 
 
+class RecommendationReasonOut(BaseModel):
+    """Why the policy recommends an action: a rule (id + sentence) or the model's reasons."""
+
+    source: Literal["rule", "model"]
+    rule_id: str | None = None
+    sentence: str
+
+
+class RecommendationOut(BaseModel):
+    """The next action the decision policy recommends for the balance, and why."""
+
+    action: str = Field(examples=["payment_plan_offer"])
+    reasons: list[RecommendationReasonOut]
+    policy_version: str
+    expected_net_recovery: OutMoney | None = Field(
+        None, description="expected recovery less the cost of the touches the action takes"
+    )
+
+
 class ScoreOut(BaseModel):
     """The score of one open balance."""
 
@@ -220,6 +239,9 @@ class ScoreOut(BaseModel):
         "low, medium, high (cut points: settings.risk_band_cuts, default 0.2/0.5/0.8)"
     )
     reasons: list[ReasonOut] = Field(description="up to 4, largest |contribution| first")
+    recommendation: RecommendationOut = Field(
+        description="the next action under the decision policy (rules first, then the model)"
+    )
     model: ModelRef
 
 

@@ -56,6 +56,7 @@ class ScoredClaim:
     reasons: list[Reason]
     features: dict[str, Any]
     contributions: list[float] | None
+    snapshot: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -204,6 +205,7 @@ class Scorer:
             reasons=reasons,
             features=self.model_view(row),
             contributions=None if vector is None else [float(v) for v in vector],
+            snapshot=snapshot,
         )
 
     def model_view(self, row: np.ndarray) -> dict[str, Any]:

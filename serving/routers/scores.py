@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
+import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from features.pseudonym import pseudonymize_one
@@ -22,7 +23,16 @@ from serving.deps import (
 from serving.keys import Principal
 from serving.loader import LoadedModel
 from serving.online_features import ClaimRecord, EventRecord
-from serving.schemas import ModelRef, ReasonOut, ScoreItem, ScoreOut, ScoreRequest, ScoreResponse
+from serving.policy import Policy, Recommendation, recommend
+from serving.schemas import (
+    ModelRef,
+    ReasonOut,
+    RecommendationOut,
+    ScoreItem,
+    ScoreOut,
+    ScoreRequest,
+    ScoreResponse,
+)
 from serving.scorer import NotScorable, ScoredClaim, ScoreInput, ScoringTimings
 from serving.stored_history import load_stored
 
@@ -43,6 +53,14 @@ async def get_policy_version(request: Request) -> str:
 
 
 PolicyVersionDep = Annotated[str, Depends(get_policy_version)]
+
+
+async def get_policy(request: Request) -> Policy:
+    """The decision policy loaded at start."""
+    return request.app.state.policy
+
+
+PolicyDep = Annotated[Policy, Depends(get_policy)]
 
 
 async def get_audit_lock(request: Request) -> Any:
@@ -106,8 +124,32 @@ def score_inputs(body: ScoreRequest, key: bytes, today: Any) -> list[ScoreInput]
     return inputs
 
 
+def recommendations(scored: list[ScoredClaim], policy: Policy) -> list[Recommendation]:
+    """The decision policy on each scored snapshot: rules first, then the model's numbers."""
+    rows = pd.DataFrame.from_records([s.snapshot for s in scored])
+    rows["probability_collected"] = [s.probability for s in scored]
+    rows["expected_recovery"] = [float(s.expected_recovery) for s in scored]
+    model_reasons = [[vars(r) for r in s.reasons] for s in scored]
+    return recommend(rows, policy, model_reasons)
+
+
+def recommendation_payload(recommendation: Recommendation) -> dict[str, Any]:
+    """What the response and the audit record keep of a recommendation."""
+    net = recommendation.expected_net_recovery
+    return {
+        "action": recommendation.action,
+        "reasons": [dict(r) for r in recommendation.reasons],
+        "policy_version": recommendation.policy_version,
+        "expected_net_recovery": None if net is None else round(float(net), 2),
+    }
+
+
 def audit_entry(
-    scored: ScoredClaim, principal: Principal, loaded: LoadedModel, policy_version: str
+    scored: ScoredClaim,
+    recommendation: dict[str, Any],
+    principal: Principal,
+    loaded: LoadedModel,
+    policy_version: str,
 ) -> AuditEntry:
     """What the audit trail keeps of one score: minimum necessary, patient as its pseudonym."""
     payload: dict[str, Any] = {
@@ -119,6 +161,7 @@ def audit_entry(
         "expected_recovery": scored.expected_recovery,
         "risk_band": scored.risk_band,
         "reasons": [vars(r) for r in scored.reasons],
+        "recommendation": recommendation,
     }
     if scored.contributions is not None:
         payload["contributions"] = dict(
@@ -137,7 +180,9 @@ def audit_entry(
     )
 
 
-def score_out(scored: ScoredClaim, record: AuditRecord, model: ModelRef) -> ScoreOut:
+def score_out(
+    scored: ScoredClaim, recommendation: dict[str, Any], record: AuditRecord, model: ModelRef
+) -> ScoreOut:
     """The response item of one score."""
     return ScoreOut.model_construct(
         score_id=record.score_id,
@@ -147,6 +192,7 @@ def score_out(scored: ScoredClaim, record: AuditRecord, model: ModelRef) -> Scor
         expected_recovery=scored.expected_recovery,
         risk_band=scored.risk_band,
         reasons=[ReasonOut.model_construct(**vars(r)) for r in scored.reasons],
+        recommendation=RecommendationOut.model_validate(recommendation),
         model=model,
     )
 
@@ -176,6 +222,7 @@ def create_scores(
     metrics: MetricsDep,
     key: PseudonymKeyDep,
     policy_version: PolicyVersionDep,
+    policy: PolicyDep,
     audit_lock: AuditLockDep,
     today: TodayDep,
 ) -> ScoreResponse:
@@ -196,7 +243,13 @@ def create_scores(
         raise not_scorable(error) from None
     loaded = scorer.loaded
     started = time.perf_counter()
-    entries = [audit_entry(s, principal, loaded, policy_version) for s in scored]
+    decided = [recommendation_payload(r) for r in recommendations(scored, policy)]
+    timings.add("policy", started)
+    started = time.perf_counter()
+    entries = [
+        audit_entry(s, d, principal, loaded, policy_version)
+        for s, d in zip(scored, decided, strict=True)
+    ]
     try:
         with audit_lock:
             records = audit.append(entries)
@@ -208,5 +261,5 @@ def create_scores(
     metrics.count_scores(s.risk_band for s in scored)
     model = ModelRef(name=loaded.name, version=loaded.version, alias=loaded.alias)
     return ScoreResponse.model_construct(
-        scores=[score_out(s, r, model) for s, r in zip(scored, records, strict=True)]
+        scores=[score_out(s, d, r, model) for s, d, r in zip(scored, decided, records, strict=True)]
     )

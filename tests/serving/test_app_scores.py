@@ -298,3 +298,37 @@ def test_scores_patient_id_in_no_log_line_response_or_database_row(sqlite_app, r
         assert SECRET_PATIENT not in formatter.format(record)
         assert SECRET_PATIENT not in caplog.text
     assert SECRET_PATIENT not in _all_rows_text(app.app.state.audit.engine)
+
+
+def test_scores_carry_the_policy_recommendation_and_audit_keeps_it(sqlite_app, raw_history):
+    """Each score says what to do next, as the policy decides on the same snapshot."""
+    import json
+
+    from serving.policy import load_policy, recommend
+
+    app = sqlite_app
+    ids = open_claim_ids(raw_history)[:20]
+    item = score_item(raw_history, ids[0])
+    disputed = {
+        **item,
+        "transactions": [*item["transactions"], {"date": item["as_of"], "type": "dispute_open"}],
+    }
+    response = post_scores(app, [score_item(raw_history, c) for c in ids[1:]] + [disputed])
+    assert response.status_code == 200, response.text
+    scores = response.json()["scores"]
+    held = scores[-1]["recommendation"]
+    assert held["action"] == "hold"
+    assert any(r["rule_id"] == "HOLD-DISPUTE" for r in held["reasons"])
+    policy = load_policy(None)
+    snapshots = build_snapshots(raw_history.validated(), [AS_OF], labels=None, claim_ids=ids[1:])
+    snapshots = snapshots.set_index("claim_id").loc[ids[1:]].reset_index()
+    snapshots["probability_collected"] = [s["probability_collected"] for s in scores[:-1]]
+    snapshots["expected_recovery"] = [s["expected_recovery"] for s in scores[:-1]]
+    expected = [r.action for r in recommend(snapshots, policy)]
+    assert [s["recommendation"]["action"] for s in scores[:-1]] == expected
+    assert all(s["recommendation"]["policy_version"] == policy.version for s in scores)
+    engine = app.app.state.audit.engine
+    with engine.connect() as connection:
+        query = sa.text("SELECT payload FROM audit_records WHERE score_id = :id")
+        payload = connection.execute(query, {"id": scores[-1]["score_id"]}).scalar_one()
+    assert json.loads(payload)["recommendation"]["action"] == "hold"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
 import typer
 
+from arscore import (
+    commands_audit,
+    commands_batch,
+    commands_data,
+    commands_models,
+    commands_serve,
+    commands_worklist,
+)
 from features.errors import ArscoreError
 
 app = typer.Typer(
@@ -17,23 +24,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = (
-    "arscore.commands_data",
-    "arscore.commands_models",
-    "arscore.commands_serve",
-    "arscore.commands_audit",
-    "arscore.commands_worklist",
-    "arscore.commands_batch",
-)
-
-for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(_name)
-    except ModuleNotFoundError as missing:
-        if missing.name != _name:
-            raise
-        continue
-    _module.register(app)
+for _commands in (
+    commands_data,
+    commands_models,
+    commands_batch,
+    commands_serve,
+    commands_worklist,
+    commands_audit,
+):
+    _commands.register(app)
 
 
 def main() -> None:

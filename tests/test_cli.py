@@ -84,7 +84,21 @@ def test_cli_dataset_bad_input_names_row_and_writes_nothing(generated, tmp_path)
 def test_cli_every_subcommand_has_help():
     top = run_cli("--help", cwd=REPO)
     assert top.returncode == 0
-    for command in ("generate", "dataset"):
+    commands = (
+        "generate",
+        "dataset",
+        "train",
+        "promote",
+        "models",
+        "score",
+        "serve",
+        "load",
+        "rescore",
+        "writeoffs",
+        "keys",
+        "audit",
+    )
+    for command in commands:
         assert command in top.stdout
         assert run_cli(command, "--help", cwd=REPO).returncode == 0
 

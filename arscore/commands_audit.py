@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -12,11 +10,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine
 
+from arscore.database import migrated_engine
 from features.errors import ArscoreError
 from serving.audit import AuditError, AuditStore
-from serving.db import make_engine, upgrade
 from serving.keys import ROLES, KeyStore
 from serving.settings import get_settings
 
@@ -42,17 +39,6 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-@contextmanager
-def _engine() -> Iterator[Engine]:
-    """The configured database, migrated to head (idempotent), disposed of afterwards."""
-    engine = make_engine(get_settings().database_url)
-    try:
-        upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
-
-
 def _parse_date(value: str) -> date:
     try:
         return date.fromisoformat(value)
@@ -68,7 +54,7 @@ def keys_create(
     """Create an API key and print its token (shown only this once)."""
     if role not in ROLES:
         raise _fail(f"unknown role '{role}': expected one of {', '.join(ROLES)}")
-    with _engine() as engine:
+    with migrated_engine() as engine:
         key_id, token = KeyStore(engine).create(role, label)
     typer.echo(f"key_id: {key_id}")
     typer.echo(f"role:   {role}")
@@ -81,7 +67,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List API keys (never their tokens)."""
-    with _engine() as engine:
+    with migrated_engine() as engine:
         keys = KeyStore(engine).list()
     table = Table("key_id", "role", "label", "created_at", "status")
     for key in keys:
@@ -95,7 +81,7 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="the key_id shown by `keys list`")],
 ) -> None:
     """Revoke an API key (other server workers stop accepting it within a minute)."""
-    with _engine() as engine:
+    with migrated_engine() as engine:
         revoked = KeyStore(engine).revoke(key_id)
     if not revoked:
         raise _fail(f"no active key with key_id '{key_id}'")
@@ -105,7 +91,7 @@ def keys_revoke(
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the hash chain; exit 1 and name the first bad record when it is broken."""
-    with _engine() as engine:
+    with migrated_engine() as engine:
         try:
             report = AuditStore(engine).verify()
         except AuditError as exc:
@@ -129,7 +115,7 @@ def audit_export(
 ) -> None:
     """Export the records created in a date range to CSV or Parquet."""
     first, last = _parse_date(start), _parse_date(end)
-    with _engine() as engine:
+    with migrated_engine() as engine:
         try:
             n_rows = AuditStore(engine).export(first, last, fmt.value, out)
         except (AuditError, ValueError) as exc:
@@ -146,7 +132,7 @@ def audit_purge(
     """Delete the records older than the retention period (ARSCORE_AUDIT_RETENTION_DAYS)."""
     today = _parse_date(as_of) if as_of else date.today()
     retention_days = get_settings().audit_retention_days
-    with _engine() as engine:
+    with migrated_engine() as engine:
         try:
             n_purged = AuditStore(engine).purge_expired(retention_days, today)
         except (AuditError, ArscoreError) as exc:

@@ -218,20 +218,18 @@ def _prepare(
     reasons: bool,
 ) -> PreparedRun:
     """Open the audit store (fails fast), load model, policy and input, hash the inputs."""
+    from arscore.database import migrated_engine
     from features.history import find_table, read_history
     from features.schema import CLAIMS_FILE_STEM, TRANSACTIONS_FILE_STEM
     from serving.audit import AuditStore
     from serving.batch import open_snapshot_table
     from serving.batch_run import BatchAudit, batch_scorer, input_hashes
-    from serving.db import make_engine, upgrade
     from serving.loader import load_model
     from serving.policy import load_policy
     from serving.settings import get_settings
 
     settings = get_settings()
-    engine = make_engine(settings.database_url)
-    stack.callback(engine.dispose)
-    upgrade(engine)
+    engine = stack.enter_context(migrated_engine())
     now = dt.datetime.now(dt.UTC)
     loaded = load_model(model or settings.model_uri, settings.mlflow_tracking_uri, now=now)
     chosen_policy = load_policy(policy or settings.policy_file)

@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from sqlalchemy import Engine
 
+from arscore.database import migrated_engine
+
 writeoffs_app = typer.Typer(
     help="Write-off documentation for finance and auditors.", no_args_is_help=True
 )
-
-
-@contextmanager
-def _engine() -> Iterator[Engine]:
-    """The configured database (ARSCORE_DATABASE_URL), migrated to head."""
-    from serving.db import make_engine, upgrade
-    from serving.settings import get_settings
-
-    engine = make_engine(get_settings().database_url)
-    try:
-        upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
 
 
 def _as_of(value: dt.datetime | None) -> dt.date:
@@ -88,7 +74,7 @@ def load(
     from serving.history_store import HistoryStore
 
     loaded = read_history(history, load_pseudonym_key())
-    with _engine() as engine:
+    with migrated_engine() as engine:
         result = HistoryStore(engine).upsert(loaded.claims, loaded.transactions)
         typer.echo(
             f"claims: {result.claims_new:,} new, {result.claims_updated:,} updated; "
@@ -101,7 +87,7 @@ def load(
 
 def rescore_command(as_of: AsOf = None, reasons: Reasons = True) -> None:
     """Score every stored open balance with the current model and policy (the worklist)."""
-    with _engine() as engine:
+    with migrated_engine() as engine:
         _rescore(engine, _as_of(as_of), reasons, "cli")
 
 
@@ -113,7 +99,7 @@ def writeoffs_report(
     """Write-offs of a month per category and payer: CSV (lines, totals) and an HTML page."""
     from serving.writeoffs import build_report, write_report
 
-    with _engine() as engine:
+    with migrated_engine() as engine:
         report = build_report(engine, period)
     paths = write_report(report, out)
     typer.echo(

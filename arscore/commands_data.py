@@ -13,8 +13,9 @@ import typer
 from arscore.io import write_frame_atomic
 from arscore.progress import progress_bar
 from arscore.secrets import load_pseudonym_key
+from features.distributed import SCHEDULER_ENV, build_snapshots_on
 from features.history import read_history
-from features.snapshots import LabelConfig, build_snapshots, snapshot_calendar
+from features.snapshots import LabelConfig, snapshot_calendar
 
 
 def generate(
@@ -67,6 +68,13 @@ def dataset(
     end: Annotated[
         dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="last as-of date")
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help=f"build on a Dask cluster: scheduler address or local:N [env: {SCHEDULER_ENV}]",
+            envvar=SCHEDULER_ENV,
+        ),
+    ] = None,
 ) -> None:
     """Build point-in-time snapshots of open balances with forward-looking labels."""
     started = time.perf_counter()
@@ -75,8 +83,8 @@ def dataset(
     last = pd.Timestamp(end) if end else loaded.transactions["date"].max()
     calendar = snapshot_calendar(first, last, freq)
     with progress_bar("building snapshots", len(calendar)) as advance:
-        snapshots = build_snapshots(
-            loaded, calendar, LabelConfig(horizon_days, threshold), progress=advance
+        snapshots = build_snapshots_on(
+            cluster, loaded, calendar, LabelConfig(horizon_days, threshold), progress=advance
         )
     write_frame_atomic(snapshots, out)
     elapsed = time.perf_counter() - started

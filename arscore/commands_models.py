@@ -124,11 +124,26 @@ def train(
         list[str] | None,
         typer.Option("--set", help="override any config key, e.g. lightgbm.num_leaves=15"),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="train on a Dask cluster: scheduler address or local:N "
+            "[env: ARSCORE_DASK_SCHEDULER]",
+            envvar="ARSCORE_DASK_SCHEDULER",
+        ),
+    ] = None,
 ) -> None:
     """Train a model, evaluate it against the baselines, register it as the challenger."""
     from training.config import load_config
     from training.train import current_git_commit
     from training.train import train as run_training
+
+    if cluster:
+        from functools import partial
+
+        from training.distributed import train_on_cluster
+
+        run_training = partial(train_on_cluster, cluster=cluster)
 
     if (history is None) == (snapshots is None):
         raise typer.BadParameter("give exactly one of --history DIR or --snapshots FILE")

@@ -100,11 +100,17 @@ class FeaturePipeline(TransformerMixin, BaseEstimator):
                 dtype=np.float64, na_value=np.nan
             )
         for offset, name in enumerate(self.categorical):
-            values = snapshots[name].astype("string").to_numpy(dtype=object, na_value=None)
-            column = pd.Index(self.levels_[name]).get_indexer(values).astype(np.float64)
-            column[column < 0] = np.nan
-            matrix[:, len(self.numeric) + offset] = column
+            matrix[:, len(self.numeric) + offset] = self._codes(name, snapshots[name])
         return matrix
+
+    def _codes(self, name: str, values: pd.Series) -> np.ndarray:
+        """Level codes of a column (NaN for missing or unseen): each distinct value is looked up
+        once, then the codes are gathered (factorize is hashed, not a per-row string lookup)."""
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        distinct = pd.Index(uniques).astype("string").to_numpy(dtype=object, na_value=None)
+        lookup = pd.Index(self.levels_[name]).get_indexer(distinct).astype(np.float64)
+        lookup[lookup < 0] = np.nan
+        return np.append(lookup, np.nan)[codes]  # code -1 (missing) takes the last slot: NaN
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Feature names in matrix column order."""

@@ -246,13 +246,20 @@ class FittedModels:
         return result
 
 
+BoosterFitter = Callable[..., tuple[lightgbm.Booster, int]]
+"""Same signature and result as ``fit_booster`` (``training.distributed`` passes a Dask one)."""
+
+
 def fit_collectibility_model(
     split: Split,
     config: TrainingConfig,
     metadata: dict[str, Any],
     step: Callable[[str], None] | None = None,
+    booster_fitter: BoosterFitter | None = None,
 ) -> CollectibilityModel:
-    """The logged model alone: pipeline, calibrated classifier and recovery booster."""
+    """The logged model alone: pipeline, calibrated classifier and recovery booster
+    (boosters fitted by ``booster_fitter``, default ``fit_booster``)."""
+    fit = booster_fitter or fit_booster
     announce = step or (lambda name: None)
     announce("feature pipeline")
     pipeline = FeaturePipeline().fit(split.train)
@@ -261,7 +268,7 @@ def fit_collectibility_model(
     if np.unique(y_train).size < 2 or np.unique(y_valid).size < 2:
         raise ArscoreError("train and validation each need collected and uncollected rows")
     announce("classifier")
-    booster, best = fit_booster(
+    booster, best = fit(
         X_train, y_train, X_valid, y_valid, pipeline, config.lightgbm, "binary", config.seed
     )
     announce("calibration")
@@ -273,7 +280,7 @@ def fit_collectibility_model(
         config.seed,
     )
     announce("recovery model")
-    recovery, recovery_best = fit_booster(
+    recovery, recovery_best = fit(
         X_train,
         recovered_fraction(split.train),
         X_valid,
@@ -303,9 +310,10 @@ def fit_models(
     config: TrainingConfig,
     metadata: dict[str, Any],
     step: Callable[[str], None] | None = None,
+    booster_fitter: BoosterFitter | None = None,
 ) -> FittedModels:
     """Fit everything on ``split``; ``step`` is told the name of each step as it starts."""
-    model = fit_collectibility_model(split, config, metadata, step)
+    model = fit_collectibility_model(split, config, metadata, step, booster_fitter)
     (step or (lambda name: None))("baselines")
     baselines: dict[str, RuleOfThumb | LogisticBaseline] = {
         RULE_OF_THUMB: RuleOfThumb().fit(split.train, split.validation),

@@ -25,7 +25,7 @@ from features.snapshots import LabelConfig, build_snapshots, snapshot_calendar
 from training import registry
 from training.config import TrainingConfig, dump_config
 from training.evaluation import Evaluation, ScoreSet, evaluate, write_model_card, write_plots
-from training.fit import PRIMARY_MODEL, FittedModels, fit_models
+from training.fit import PRIMARY_MODEL, BoosterFitter, FittedModels, fit_models
 from training.split import Split, time_split
 
 MODEL_DIR_NAME = "collectibility_model"
@@ -99,8 +99,10 @@ def current_git_commit(directory: Path | None = None) -> str | None:
     return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
-def snapshots_from_history(history: History, config: TrainingConfig, steps: Steps) -> pd.DataFrame:
-    """Labelled monthly snapshots from the first as-of date after the warm-up to the data end."""
+def snapshot_dates(
+    history: History, config: TrainingConfig
+) -> tuple[list[pd.Timestamp], pd.Timestamp]:
+    """The as-of dates training snapshots are taken on (after the warm-up) and the data end."""
     data_end = pd.Timestamp(history.transactions["date"].max())
     start = pd.Timestamp(history.claims["billed_date"].min()) + pd.Timedelta(
         days=config.warmup_days
@@ -108,6 +110,12 @@ def snapshots_from_history(history: History, config: TrainingConfig, steps: Step
     dates = snapshot_calendar(start, data_end, config.snapshot_freq)
     if not dates:
         raise ArscoreError(f"the history ends ({data_end.date()}) before the warm-up is over")
+    return dates, data_end
+
+
+def snapshots_from_history(history: History, config: TrainingConfig, steps: Steps) -> pd.DataFrame:
+    """Labelled monthly snapshots from the first as-of date after the warm-up to the data end."""
+    dates, data_end = snapshot_dates(history, config)
     steps.start("snapshots", len(dates))
     return build_snapshots(
         history,
@@ -261,6 +269,7 @@ def train(
     git_commit: str | None = None,
     run_name: str | None = None,
     progress: Progress | None = None,
+    booster_fitter: BoosterFitter | None = None,
 ) -> TrainingResult:
     """Build snapshots (from a history), split, fit, evaluate, write reports, register."""
     steps = Steps(progress)
@@ -280,7 +289,11 @@ def train(
     steps.start("fitting", len(FIT_STEPS))
     metadata = model_metadata(config, split, created_at, git_commit)
     fitted = fit_models(
-        split, config, metadata, step=lambda name: steps.advance("fitting", 0, name)
+        split,
+        config,
+        metadata,
+        step=lambda name: steps.advance("fitting", 0, name),
+        booster_fitter=booster_fitter,
     )
     steps.finish("fitting")
 

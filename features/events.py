@@ -8,8 +8,9 @@ import pandas as pd
 PATIENT_SIDE_ADJUSTMENTS = ("bad_debt", "charity", "small_balance")
 CORRECTABLE_CARCS = ("16", "15", "22", "27")
 
-# Running totals kept per claim; each is the cumulative sum of a per-event delta.
-CUMULATIVE = (
+# Running totals kept per claim; each is the cumulative sum of a per-event delta: dollar
+# amounts first, then counts (the online path in serving keeps them in this order too).
+AMOUNT_TOTALS = (
     "payer_paid",
     "patient_paid",
     "contractual_adjusted",
@@ -17,6 +18,8 @@ CUMULATIVE = (
     "patient_side_adjusted",
     "refunded",
     "to_patient",
+)
+COUNT_TOTALS = (
     "bad_debts",
     "n_denials",
     "n_statements",
@@ -33,6 +36,7 @@ CUMULATIVE = (
     "payment_plans",
     "adjudications",
 )
+CUMULATIVE = AMOUNT_TOTALS + COUNT_TOTALS
 LAST_DATES = ("last_payment_date", "last_statement_date", "last_denial_date")
 
 

@@ -20,38 +20,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from features.events import PATIENT_SIDE_ADJUSTMENTS
+from features.events import AMOUNT_TOTALS, COUNT_TOTALS, PATIENT_SIDE_ADJUSTMENTS
 from features.pipeline import FeaturePipeline
 from features.snapshots import AGING_BUCKETS, AGING_EDGES, OPEN_BALANCE_EPSILON
 
 NAN = math.nan
-# Running totals in the order of features.events.CUMULATIVE: seven amounts, then counts.
-AMOUNT_TOTALS = (
-    "payer_paid",
-    "patient_paid",
-    "contractual_adjusted",
-    "other_adjusted",
-    "patient_side_adjusted",
-    "refunded",
-    "to_patient",
-)
-COUNT_TOTALS = (
-    "bad_debts",
-    "n_denials",
-    "n_statements",
-    "n_payments",
-    "n_patient_payments",
-    "appeals_filed",
-    "appeals_closed",
-    "appeals_won",
-    "fap_applications",
-    "fap_decisions",
-    "fap_approved",
-    "disputes_opened",
-    "disputes_closed",
-    "payment_plans",
-    "adjudications",
-)
 _COUNT_INDEX = {name: position for position, name in enumerate(COUNT_TOTALS)}
 
 

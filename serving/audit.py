@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import logging
-import math
 import os
 import tempfile
 import uuid
@@ -35,7 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
+import orjson
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
@@ -170,18 +168,63 @@ HASHED_FIELDS = tuple(f.name for f in fields(AuditRecord) if f.name != "record_h
 EXPORT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
 
 
-def canonical_json(value: Any) -> str:
-    """The one JSON text of a value: sorted keys, no whitespace, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+_CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_FORBIDDEN_KEY_TEXTS = tuple(f'"{key}":'.encode() for key in FORBIDDEN_PAYLOAD_KEYS)
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one JSON text of a value (UTF-8 bytes): keys sorted at every level, no whitespace,
+    non-finite numbers as null, Decimal as its exact string, dates in ISO 8601.
+
+    orjson writes it: a score's payload holds some sixty values and every score of a batch is
+    recorded before the response, so the text is made once per record, in C."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_CANONICAL_OPTIONS)
+    except orjson.JSONEncodeError as error:
+        raise TypeError(f"not JSON: {error}") from None
+
+
+def _json_default(value: Any) -> Any:
+    """What orjson does not know natively: Decimal (exact string), pandas' missing values."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, date):  # pd.Timestamp
+        return value.isoformat()
+    raise TypeError(f"type {type(value).__name__} is not JSON serializable")
 
 
 def record_hash(record: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a record's fields (all but record_hash itself)."""
     hashed = {name: record[name] for name in HASHED_FIELDS}
     hashed["created_at"] = _iso_utc(record["created_at"])
-    return hashlib.sha256(canonical_json(hashed).encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical_json(hashed)).hexdigest()
+
+
+def _chained_hash(record: dict[str, Any], created_at: str, payload_text: bytes) -> str:
+    """``record_hash(record)`` with the payload's canonical text, made once, embedded as is."""
+    hashed = {name: record[name] for name in HASHED_FIELDS}
+    hashed["created_at"] = created_at
+    hashed["payload"] = orjson.Fragment(payload_text)
+    return hashlib.sha256(orjson.dumps(hashed, option=_CANONICAL_OPTIONS)).hexdigest()
+
+
+def _payload_text(payload: dict[str, Any], where: str) -> bytes:
+    """A payload's canonical text; refuses a raw patient identifier as a key at any depth.
+
+    Inside the JSON text a key is the only place ``"patient_id":`` can occur (a quote within a
+    string value is escaped), so the check is a search of the lowercased text."""
+    try:
+        text = canonical_json(payload)
+    except TypeError as error:
+        raise TypeError(f"{where}: payload {error}") from None
+    lowered = text.lower()
+    for forbidden in _FORBIDDEN_KEY_TEXTS:
+        if forbidden in lowered:
+            key = forbidden.decode()[1:-2]
+            raise ValueError(f"{where}: payload key '{key}' is a raw patient identifier")
+    return text
 
 
 def _iso_utc(moment: datetime) -> str:
@@ -191,34 +234,6 @@ def _iso_utc(moment: datetime) -> str:
 def _as_utc(moment: datetime) -> datetime:
     """Stored timestamps are UTC; SQLite hands them back without a zone."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _jsonable(value: Any, where: str) -> Any:
-    """A payload value as plain JSON: NaN/NA become null, money stays exact as a string."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        return value if math.isfinite(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            if str(key).lower() in FORBIDDEN_PAYLOAD_KEYS:
-                raise ValueError(f"{where}: payload key '{key}' is a raw patient identifier")
-            out[str(key)] = _jsonable(item, where)
-        return out
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_jsonable(item, where) for item in value]
-    if isinstance(value, np.generic):
-        return _jsonable(value.item(), where)
-    if isinstance(value, Decimal):
-        return str(value)
-    if value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, date):  # datetime and pd.Timestamp included
-        return value.isoformat()
-    raise TypeError(f"{where}: payload value of type {type(value).__name__} is not JSON")
 
 
 def _prepared(entry: AuditEntry, index: int) -> dict[str, Any]:
@@ -231,7 +246,7 @@ def _prepared(entry: AuditEntry, index: int) -> dict[str, Any]:
     score_id = entry.score_id or uuid.uuid4().hex
     if len(score_id) > 64:
         raise ValueError(f"{where}: score_id longer than 64 characters")
-    payload = json.loads(canonical_json(_jsonable(entry.payload, where)))
+    payload_text = _payload_text(entry.payload, where)
     return {
         "score_id": score_id,
         "kind": entry.kind,
@@ -242,7 +257,8 @@ def _prepared(entry: AuditEntry, index: int) -> dict[str, Any]:
         "model_sha256": entry.model_sha256,
         "policy_version": entry.policy_version,
         "claim_id": entry.claim_id,
-        "payload": payload,
+        "payload": orjson.loads(payload_text),
+        "payload_text": payload_text,
     }
 
 
@@ -250,7 +266,7 @@ def _record(row: Any) -> AuditRecord:
     values = dict(row._mapping)
     values["created_at"] = _as_utc(values["created_at"])
     try:
-        values["payload"] = json.loads(values["payload"])
+        values["payload"] = orjson.loads(values["payload"])
     except (TypeError, ValueError):  # only a hand-edited row gets here; its hash will not match
         values["payload"] = {"unparseable_payload": str(values["payload"])}
     return AuditRecord(**values)
@@ -311,12 +327,14 @@ class AuditStore:
         seq, prev_hash = int(head.last_seq), str(head.last_hash)
         created_at = self._now()
         records, rows = [], []
+        stamp = _iso_utc(created_at)
         for fields_ in prepared:
             seq += 1
             record = {**fields_, "seq": seq, "created_at": created_at, "prev_hash": prev_hash}
-            record["record_hash"] = prev_hash = record_hash(record)
+            payload_text = record.pop("payload_text")
+            record["record_hash"] = prev_hash = _chained_hash(record, stamp, payload_text)
             records.append(AuditRecord(**record))
-            rows.append({**record, "payload": canonical_json(record["payload"])})
+            rows.append({**record, "payload": payload_text.decode("utf-8")})
         connection.execute(sa.insert(audit_records), rows)
         connection.execute(
             sa.update(audit_chain_head)
@@ -588,7 +606,7 @@ def _export_rows(records: Iterator[AuditRecord]) -> Iterator[dict[str, Any]]:
     for record in records:
         row = dict(record.__dict__)
         row["created_at"] = _iso_utc(record.created_at)
-        row["payload"] = canonical_json(record.payload)
+        row["payload"] = canonical_json(record.payload).decode("utf-8")
         yield row
 
 

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import threading
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,39 @@ def test_append_record_hash_covers_every_field(db_engine, clock):
         assert record_hash({**fields, name: changed}) != record.record_hash, name
 
 
+def test_append_hash_of_unusual_values_equals_the_definition_and_the_stored_text(db_engine, clock):
+    """Appends splice each record's canonical JSON from the payload text serialized once; the
+    result must equal ``record_hash`` (what verify recomputes) for text, numbers and nulls of
+    every kind, and the stored payload must read back as the record's payload."""
+    odd = AuditEntry(
+        kind="score",
+        requester_key_id=None,
+        requester_role=None,
+        model_name='modèle "quoted" \\ back\u2028slash',
+        model_version=None,
+        model_sha256=None,
+        policy_version="ünïcode",
+        claim_id="C-\u00e9\U0001f600\t",
+        payload={
+            "floats": [1e-05, -0.0, 1e300, float("nan"), float("inf"), np.float32(0.1)],
+            "ints": [0, -(2**62), True, np.int64(7)],
+            "nested": {"b": [{"z": 1, "a": None}], "a": ("x", 2.5)},
+            "money": Decimal("12.30"),
+            "when": date(2026, 1, 2),
+            3: "integer key",
+        },
+    )
+    store = AuditStore(db_engine, clock=clock)
+    records = store.append([odd, score_entry(1)])
+
+    for record in records:
+        assert record_hash(dict(record.__dict__)) == record.record_hash
+        assert store.get(record.score_id) == record
+    assert records[0].payload["floats"][3:5] == [None, None]  # NaN and infinities: null
+    assert records[0].payload["3"] == "integer key"
+    assert store.verify().ok
+
+
 def test_append_get_returns_stored_record_and_none_for_unknown(db_engine, clock):
     store = AuditStore(db_engine, clock=clock)
     records = appended(store, 3)
@@ -142,6 +176,23 @@ def test_append_payload_with_patient_id_refused_and_nothing_written(db_engine):
     with pytest.raises(ValueError, match="raw patient identifier"):
         store.append([score_entry(1), bad])
     assert count_records(db_engine) == 0
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"Patient_ID": "P-RAW-1"}, {"reasons": [{"deep": {"PATIENT_ID": "P-RAW-1"}}]}],
+    ids=["mixed-case", "nested-in-list"],
+)
+def test_append_refuses_patient_id_key_in_any_case_at_any_depth(db_engine, payload):
+    with pytest.raises(ValueError, match="raw patient identifier"):
+        AuditStore(db_engine).append([score_entry(1, **payload)])
+    assert count_records(db_engine) == 0
+
+
+def test_append_accepts_patient_id_mentioned_inside_a_text_value(db_engine):
+    note = 'the caller sent {"patient_id": ...}; it was pseudonymized'
+    (record,) = AuditStore(db_engine).append([score_entry(1, note=note)])
+    assert record.payload["note"] == note
 
 
 def test_append_duplicate_score_id_refused(db_engine):

@@ -22,6 +22,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -37,7 +38,7 @@ from serving.logging import exception_site
 from serving.metrics import Metrics, MetricsMiddleware
 from serving.policy import load_policy
 from serving.routers import accounts, audit, health, history, models, scores, worklist
-from serving.schemas import ProblemOut
+from serving.schemas import ProblemOut, ScoreRequest, openapi_components
 from serving.scorer import Scorer
 from serving.settings import Settings, get_settings
 
@@ -201,4 +202,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (scores, history, models, audit, health, worklist, accounts)
     for module in routers:
         app.include_router(module.router)
+    _document_raw_bodies(app, ScoreRequest)
     return app
+
+
+def _document_raw_bodies(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Add the schemas of bodies routes validate themselves to the app's OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(openapi_components(*models))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,9 +10,12 @@ clock; tests override it.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import pydantic
+import pydantic_core
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +25,8 @@ from serving.keys import KeyStore, Principal
 from serving.metrics import Metrics
 from serving.scorer import Scorer
 from serving.settings import Settings
+
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
 
 ADMIN = "admin"
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
@@ -126,20 +131,42 @@ AuditorRole = Annotated[Principal, require_role("auditor")]
 AdminRole = Annotated[Principal, require_role()]
 
 
-async def enforce_batch_limit(request: Request, settings: SettingsDep) -> None:
-    """413 before validating anything when a score request has more items than allowed.
+async def raw_body(request: Request) -> bytes:
+    """The request's body as sent, for routes that validate JSON themselves (in a thread)."""
+    return await request.body()
 
-    Reads the JSON body FastAPI has already parsed (Starlette caches it on the request)."""
+
+def parse_json_body(raw: bytes, model: type[ModelT], max_items: int) -> ModelT:
+    """``model`` from a JSON body: 413 when its ``items`` outnumber ``max_items``, 422 naming
+    every bad field (``loc`` starting with ``body``) as FastAPI's own validation does.
+
+    pydantic reads the JSON bytes in Rust (~6 ms for 1,000 score items) where FastAPI's body
+    parameter costs ``json.loads`` and a validation of Python objects (~45 ms)."""
     try:
-        body = await request.json()
+        parsed = model.model_validate_json(raw)
+    except pydantic.ValidationError as error:
+        _refuse_too_many(_count_items(raw), max_items)
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+    _refuse_too_many(len(getattr(parsed, "items", ())), max_items)
+    return parsed
+
+
+def _count_items(raw: bytes) -> int:
+    try:
+        body = pydantic_core.from_json(raw)
     except ValueError:
-        return  # not JSON: validation answers 422
+        return 0  # not JSON: validation answers 422
     items = body.get("items") if isinstance(body, dict) else None
-    if isinstance(items, list) and len(items) > settings.max_batch_items:
+    return len(items) if isinstance(items, list) else 0
+
+
+def _refuse_too_many(count: int, max_items: int) -> None:
+    if count > max_items:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"{len(items)} items in one request; at most {settings.max_batch_items} are allowed",
+            f"{count} items in one request; at most {max_items} are allowed",
         )
 
 
-BatchLimit = Annotated[None, Depends(enforce_batch_limit)]
+RawBody = Annotated[bytes, Depends(raw_body)]

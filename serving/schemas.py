@@ -345,3 +345,23 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "not_ready"]
     checks: dict[str, bool]
+
+
+OPENAPI_REF = "#/components/schemas/{model}"
+
+
+def json_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The OpenAPI requestBody of a route that reads and validates its JSON body itself
+    (``serving.deps.parse_json_body``); ``openapi_components`` supplies the schemas."""
+    reference = {"$ref": OPENAPI_REF.format(model=model.__name__)}
+    return {"required": True, "content": {"application/json": {"schema": reference}}}
+
+
+def openapi_components(*models: type[BaseModel]) -> dict[str, Any]:
+    """Component schemas of models (and the models they contain) for the OpenAPI document."""
+    schemas: dict[str, Any] = {}
+    for model in models:
+        schema = model.model_json_schema(ref_template=OPENAPI_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    return schemas

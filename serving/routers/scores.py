@@ -12,13 +12,15 @@ from features.pseudonym import pseudonymize_one
 from serving.audit import AuditEntry, AuditRecord, AuditUnavailable
 from serving.deps import (
     AuditDep,
-    BatchLimit,
     HistoryDep,
     MetricsDep,
     PseudonymKeyDep,
+    RawBody,
     ScorerDep,
     ScorerRole,
+    SettingsDep,
     TodayDep,
+    parse_json_body,
 )
 from serving.keys import Principal
 from serving.loader import LoadedModel
@@ -32,6 +34,7 @@ from serving.schemas import (
     ScoreOut,
     ScoreRequest,
     ScoreResponse,
+    json_body_schema,
 )
 from serving.scorer import NotScorable, ScoredClaim, ScoreInput, ScoringTimings
 from serving.stored_history import load_stored
@@ -211,11 +214,12 @@ def not_scorable(error: NotScorable) -> HTTPException:
     response_model=ScoreResponse,
     summary="Score open balances",
     responses=ERRORS,
+    openapi_extra={"requestBody": json_body_schema(ScoreRequest)},
 )
 def create_scores(
     principal: ScorerRole,
-    _limit: BatchLimit,
-    body: ScoreRequest,
+    raw: RawBody,
+    settings: SettingsDep,
     scorer: ScorerDep,
     audit: AuditDep,
     history: HistoryDep,
@@ -232,6 +236,9 @@ def create_scores(
     sent earlier through ``POST /v1/history``. Every score is recorded in the audit trail (one
     transaction per request) before the response is sent; ``score_id`` finds the record."""
     timings = ScoringTimings()
+    started = time.perf_counter()
+    body = parse_json_body(raw, ScoreRequest, settings.max_batch_items)
+    timings.add("parse", started)
     inputs = score_inputs(body, key, today)
     started = time.perf_counter()
     patients = sorted({item.claim.patient_key for item in inputs})

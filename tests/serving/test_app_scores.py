@@ -205,6 +205,30 @@ def test_scores_invalid_items_422_every_bad_field_without_echoing_input(sqlite_a
     assert "Traceback" not in response.text
 
 
+@pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'{"items": "C1"}'])
+def test_scores_malformed_body_422_at_body_without_echo(sqlite_app, body):
+    response = sqlite_app.client.post(
+        "/v1/scores",
+        content=body,
+        headers={**sqlite_app.headers(), "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail and all(d["loc"][0] == "body" and d["msg"] for d in detail)
+    assert "not json" not in response.text and audit_count(sqlite_app) == 0
+
+
+def test_scores_request_body_documented_in_openapi(sqlite_app):
+    document = sqlite_app.client.get("/openapi.json").json()
+    body = document["paths"]["/v1/scores"]["post"]["requestBody"]
+    reference = body["content"]["application/json"]["schema"]["$ref"]
+    schemas = document["components"]["schemas"]
+    request = schemas[reference.rsplit("/", 1)[1]]
+    assert body["required"] and {"items", "reasons", "as_of"} <= set(request["properties"])
+    item = schemas[request["properties"]["items"]["items"]["$ref"].rsplit("/", 1)[1]]
+    assert {"claim_id", "patient_id", "transactions"} <= set(item["properties"])
+
+
 def test_scores_closed_balance_422_names_the_item(sqlite_app, raw_history):
     open_item = score_item(raw_history, open_claim_ids(raw_history)[0])
     future = {**open_item, "as_of": "2024-01-01"}

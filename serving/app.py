@@ -7,6 +7,7 @@ default 422 handler would echo the submitted ``input``, which can hold a patient
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -97,10 +98,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.probe_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arscore-probe")
     try:
         await _open(state, settings, engine)
+        if settings.tune_gc:
+            _freeze_startup_heap()
         yield
     finally:
         state.probe_executor.shutdown(wait=False, cancel_futures=True)
         engine.dispose()
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Allocations between young collections, and the ratios for the older generations."""
+
+
+def _freeze_startup_heap() -> None:
+    """Tune the cyclic garbage collector for scoring: freeze what start-up allocated (libraries,
+    the model: some 350,000 objects) so no collection walks it again, and collect the young
+    generation every 50,000 allocations instead of 700.
+
+    A 1,000-claim request allocates ~100,000 containers that live until its response (records,
+    snapshot dicts), nearly all freed by reference counting; with the default thresholds the
+    collector ran ~130 times per such request, full collections included (~45 ms of ~230 ms of
+    CPU measured in-process), with these ~1 time (~35 ms). Frozen objects are never collected:
+    a model replaced by a reload is freed by reference counting only."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _open(state: Any, settings: Settings, engine: Engine) -> None:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         8, ge=1, le=256, description="threads running blocking routes (scores, history)"
     )
     access_log: bool = Field(True, description="one JSON log line per request (no bodies)")
+    tune_gc: bool = Field(
+        True,
+        description="after start-up, freeze the heap and raise the garbage collector's "
+        "thresholds (see serving.app); off for apps created inside a longer-lived process",
+    )
 
     @field_validator("risk_band_cuts")
     @classmethod

@@ -146,6 +146,7 @@ def app_settings(database_url: str, model_uri: str, **overrides: Any) -> Setting
         "max_batch_items": 50,
         "threadpool_size": 16,
         "db_pool_size": 16,
+        "tune_gc": False,  # the test process creates many apps; freezing would keep them all
     }
     values.update(overrides)
     return Settings(**values)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
@@ -11,16 +12,19 @@ import threading
 
 from fastapi.testclient import TestClient
 
+from serving.app import GC_THRESHOLDS
 from serving.audit import AuditStore
 from serving.db import make_engine
 from serving.logging import JsonFormatter, configure_logging, logging_config
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
+    app_settings,
     model_dirs,
     open_claim_ids,
     raw_history,
     running_app,
     score_item,
     sqlite_app,
+    start_app,
     tiny_models,
 )
 
@@ -172,3 +176,19 @@ def test_logging_config_routes_uvicorn_through_json(monkeypatch):
         assert isinstance(root.handlers[0].formatter, JsonFormatter)
     finally:
         root.handlers[:], root.level = saved
+
+
+def test_start_up_tunes_the_garbage_collector_only_when_asked(tmp_path, model_dirs):
+    before = gc.get_threshold()
+    url = f"sqlite:///{tmp_path}/gc.db"
+    try:
+        for tune, frozen in ((False, False), (True, True)):
+            gc.unfreeze()
+            settings = app_settings(url, str(model_dirs[0]), tune_gc=tune)
+            for running in start_app(settings):
+                assert (gc.get_freeze_count() > 0) is frozen
+                assert (gc.get_threshold() == GC_THRESHOLDS) is tune
+                assert running.client.get("/readyz").status_code == 200
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -45,7 +45,8 @@ fee-for-service deductible/coinsurance (PR-1/PR-2) is claimable as Medicare bad 
 placement or a plan offer.
 
 Modules: ``serving.policy`` (this: configuration and API), ``serving.policy_facts`` (facts from
-snapshot columns), ``serving.policy_rules`` (rules, forbidden actions), ``serving.policy_decide``.
+snapshot columns), ``serving.policy_rules`` (rules, forbidden actions), ``serving.policy_decide``,
+``serving.policy_vector`` (the actions alone of a whole batch at once, for the batch scorer).
 """
 
 from __future__ import annotations

@@ -46,13 +46,14 @@ placement or a plan offer.
 
 Modules: ``serving.policy`` (this: configuration and API), ``serving.policy_facts`` (facts from
 snapshot columns), ``serving.policy_rules`` (rules, forbidden actions), ``serving.policy_decide``,
-``serving.policy_vector`` (the actions alone of a whole batch at once, for the batch scorer).
+``serving.policy_vector`` (the actions alone of a whole batch at once, for the batch scorer),
+``serving.policy_records`` (facts of dict records, for the API: no DataFrame).
 """
 
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -65,6 +66,7 @@ from features.errors import ArscoreError
 from features.schema import PAYER_TYPES
 from serving.policy_decide import Reason, Recommendation, decide
 from serving.policy_facts import account_facts
+from serving.policy_records import record_facts
 from serving.policy_rules import ACTIONS, Block, Context, forbidden
 
 __all__ = [
@@ -78,6 +80,7 @@ __all__ = [
     "load_policy",
     "parse_policy",
     "recommend",
+    "recommend_records",
 ]
 
 DEFAULT_POLICY = "default.yaml"
@@ -311,6 +314,24 @@ def recommend(
 ) -> list[Recommendation]:
     """One recommendation per snapshot row, in order (see ``iter_recommendations``)."""
     return list(iter_recommendations(rows, policy, model_reasons))
+
+
+def recommend_records(
+    records: Sequence[Mapping[str, Any]],
+    policy: Policy,
+    model_reasons: list[list[dict]] | None = None,
+) -> list[Recommendation]:
+    """``recommend`` on snapshot records (dicts) instead of a frame: the online path's, free of
+    the fixed cost of pandas column operations (``serving.policy_records``)."""
+    if model_reasons is not None and len(model_reasons) != len(records):
+        raise ArscoreError(
+            f"policy input: {len(model_reasons)} lists of model reasons for {len(records)} rows"
+        )
+    ctx = Context.of(policy)
+    facts = [record_facts(record, policy, i) for i, record in enumerate(records)]
+    if model_reasons is None:
+        return [decide(f, ctx) for f in facts]
+    return [decide(f, ctx, reasons) for f, reasons in zip(facts, model_reasons, strict=True)]
 
 
 def forbidden_actions(row: Mapping[str, Any] | pd.Series, policy: Policy) -> dict[str, Block]:

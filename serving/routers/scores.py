@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-import pandas as pd
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 
 from features.pseudonym import pseudonymize_one
@@ -25,7 +24,7 @@ from serving.deps import (
 from serving.keys import Principal
 from serving.loader import LoadedModel
 from serving.online_features import ClaimRecord, EventRecord
-from serving.policy import Policy, Recommendation, recommend
+from serving.policy import Policy, Recommendation, recommend_records
 from serving.schemas import (
     ModelRef,
     ReasonOut,
@@ -129,11 +128,16 @@ def score_inputs(body: ScoreRequest, key: bytes, today: Any) -> list[ScoreInput]
 
 def recommendations(scored: list[ScoredClaim], policy: Policy) -> list[Recommendation]:
     """The decision policy on each scored snapshot: rules first, then the model's numbers."""
-    rows = pd.DataFrame.from_records([s.snapshot for s in scored])
-    rows["probability_collected"] = [s.probability for s in scored]
-    rows["expected_recovery"] = [float(s.expected_recovery) for s in scored]
+    records = [
+        {
+            **s.snapshot,
+            "probability_collected": s.probability,
+            "expected_recovery": float(s.expected_recovery),
+        }
+        for s in scored
+    ]
     model_reasons = [[vars(r) for r in s.reasons] for s in scored]
-    return recommend(rows, policy, model_reasons)
+    return recommend_records(records, policy, model_reasons)
 
 
 def recommendation_payload(recommendation: Recommendation) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""The online path's facts from dicts equal the batch path's facts from frames, value and type."""
+
+# ruff: noqa: F811 (the snapshot_rows fixture is imported from the vectorized path's tests)
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from features.errors import ArscoreError
+from serving.batch_run import OPTIONAL_POLICY_COLUMNS
+from serving.policy import recommend, recommend_records
+from serving.policy_facts import Facts, account_facts
+from serving.policy_records import record_facts
+from tests.serving.test_policy_vector import (  # noqa: F401 (fixture)
+    DEFAULT,
+    POLICIES,
+    adversarial_rows,
+    snapshot_rows,
+)
+
+
+def _same(left: Facts, right: Facts) -> list[str]:
+    """Fields whose values (NaN equal to NaN) or Python types differ."""
+    differing = []
+    for name, a, b in zip(Facts._fields, left, right, strict=True):
+        both_nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+        if type(a) is not type(b) or not (both_nan or a == b):
+            differing.append(f"{name}: {a!r} != {b!r}")
+    return differing
+
+
+def _assert_equal_facts(rows: pd.DataFrame, policy) -> None:
+    expected = list(account_facts(rows, policy))
+    records = rows.to_dict("records")
+    for position, (record, want) in enumerate(zip(records, expected, strict=True)):
+        got = record_facts(record, policy, position)
+        assert not _same(got, want), (position, _same(got, want))
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.version)
+@pytest.mark.parametrize("optional", ["with_optional", "without_optional"])
+def test_record_facts_equal_account_facts_on_adversarial_rows(policy, optional):
+    rows = adversarial_rows(policy, n=3_000)
+    if optional == "without_optional":
+        rows = rows.drop(columns=list(OPTIONAL_POLICY_COLUMNS))
+    _assert_equal_facts(rows, policy)
+
+
+def test_record_facts_equal_account_facts_on_nullable_dtypes():
+    _assert_equal_facts(adversarial_rows(DEFAULT, n=2_000, seed=3).convert_dtypes(), DEFAULT)
+
+
+def test_record_facts_equal_account_facts_on_snapshot_rows(snapshot_rows):
+    _assert_equal_facts(snapshot_rows, DEFAULT)
+
+
+def test_recommend_records_equal_recommend_with_model_reasons(snapshot_rows):
+    rows = snapshot_rows.head(500)
+    reasons = [[{"sentence": f"reason {i}"}] for i in range(len(rows))]
+    expected = recommend(rows, DEFAULT, reasons)
+    assert recommend_records(rows.to_dict("records"), DEFAULT, reasons) == expected
+    assert recommend_records([], DEFAULT) == []
+
+
+def test_record_facts_missing_column_and_empty_balance_name_them():
+    record = adversarial_rows(DEFAULT, n=1).to_dict("records")[0]
+    with pytest.raises(ArscoreError, match="missing column.*n_denials"):
+        record_facts({k: v for k, v in record.items() if k != "n_denials"}, DEFAULT)
+    with pytest.raises(ArscoreError, match="'open_balance' is empty in row.* 3"):
+        record_facts({**record, "open_balance": None}, DEFAULT, position=2)

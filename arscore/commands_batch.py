@@ -165,9 +165,15 @@ def score(
     ] = False,
     chunk_rows: Annotated[int, typer.Option(min=1, help="rows scored per chunk")] = 100_000,
     jobs: Annotated[
-        int,
-        typer.Option(min=1, help="scoring processes on this machine (1: one process, 2 threads)"),
-    ] = DEFAULT_JOBS,
+        int | None,
+        typer.Option(
+            min=1,
+            help="scoring processes on this machine [default: 1 with --snapshots (LightGBM's "
+            "threads use every core), one per core with --history (snapshots are built in "
+            "single-threaded pandas)]",
+            show_default=False,
+        ),
+    ] = None,
     cluster: Annotated[str | None, typer.Option(help=CLUSTER_HELP, envvar=SCHEDULER_ENV)] = None,
     claims_per_partition: Annotated[
         int, typer.Option(min=1, help="claims per patient partition of the history")
@@ -182,6 +188,7 @@ def score(
         raise typer.BadParameter("--history needs --as-of DATE", param_hint="--as-of")
     started = time.perf_counter()
     when = pd.Timestamp(as_of).normalize() if as_of is not None else None
+    jobs = jobs or (1 if snapshots is not None else DEFAULT_JOBS)
     source = Source(snapshots, when, chunk_rows, claims_per_partition, jobs)
     address = cluster_address(cluster)
     with ExitStack() as stack:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import subprocess
 import sys
@@ -33,11 +34,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.history import validate_history
 from features.model import Calibrator, CollectibilityModel
 from features.pipeline import FeaturePipeline
 from features.snapshots import LABEL_COLUMNS, build_snapshots, snapshot_calendar
+from serving.batch import DEFAULT_CHUNK_ROWS
 from training.config import TrainingConfig
 from training.fit import fit_booster, outcomes, recovered_fraction
 from training.split import time_split
@@ -128,6 +131,8 @@ def arscore_run(
         scorer.actions = skip_policy
     audit = BatchAudit(AuditStore(engine), loaded, rules.version, input_hashes([table]))
     chunks = read_snapshot_chunks(table, scorer.input_columns)
+    n_chunks = math.ceil(pq.ParquetFile(table).metadata.num_rows / DEFAULT_CHUNK_ROWS)
+    jobs = min(jobs, n_chunks)  # as `arscore score` does: no more processes than chunks
     write_scored(score_chunks(scorer, chunks, jobs), out, before_commit=audit.commit)
     engine.dispose()
 
@@ -290,8 +295,8 @@ def reasons(args, workdir: Path, model_dir: Path, model, rows: pd.DataFrame) -> 
             "Booster.predict(pred_contrib=True) (limit)": lambda: model.booster.predict(
                 Xs, pred_contrib=True
             ),
-            f"arscore score --reasons --jobs {JOBS}": lambda: arscore_run(
-                model_dir, small, workdir / "scored_reasons.parquet", True, audit_db
+            "arscore score --reasons --jobs 1 (the default)": lambda: arscore_run(
+                model_dir, small, workdir / "scored_reasons.parquet", True, audit_db, jobs=1
             ),
         },
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.resources
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -145,7 +147,7 @@ def test_make_engine_sqlite_sets_pragmas_and_creates_parent_dir(tmp_path):
     assert path.parent.is_dir()
     assert pragmas == {
         "journal_mode": "wal",
-        "synchronous": 1,
+        "synchronous": 2,  # FULL: a commit is on disk before it returns
         "busy_timeout": 1234,
         "foreign_keys": 1,
     }
@@ -173,3 +175,49 @@ def test_write_transaction_sqlite_takes_the_write_lock_at_begin(tmp_path):
         assert connection.execute(sa.text("SELECT count(*) FROM api_keys")).scalar_one() == 0
     holder.dispose()
     waiter.dispose()
+
+
+def test_sqlite_writers_take_turns_on_the_file_lock_and_wait_for_release(tmp_path):
+    url = f"sqlite:///{tmp_path}/turns.db"
+    first, second = make_engine(url), make_engine(url)
+    with first.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE t (writer TEXT)")
+    order: list[str] = []
+    inside = threading.Event()
+
+    def slow_writer() -> None:
+        with write_transaction(first) as connection:
+            inside.set()
+            time.sleep(0.3)
+            connection.exec_driver_sql("INSERT INTO t VALUES ('first')")
+            order.append("first")
+
+    thread = threading.Thread(target=slow_writer)
+    thread.start()
+    inside.wait(5)
+    started = time.monotonic()
+    with write_transaction(second) as connection:
+        waited = time.monotonic() - started
+        connection.exec_driver_sql("INSERT INTO t VALUES ('second')")
+        order.append("second")
+    thread.join()
+
+    assert order == ["first", "second"] and waited > 0.1
+    assert (tmp_path / "turns.db.writelock").exists()
+    with second.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 2
+    first.dispose()
+    second.dispose()
+
+
+def test_sqlite_write_turn_gives_up_after_the_busy_timeout(tmp_path):
+    """A lock file held by someone who is not writing delays a writer by the busy timeout at
+    most; the transaction then goes ahead on SQLite's own locking."""
+    engine = make_engine(f"sqlite:///{tmp_path}/stuck.db", busy_timeout_ms=200)
+    with open(tmp_path / "stuck.db.writelock", "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        started = time.monotonic()
+        with write_transaction(engine) as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        assert 0.15 < time.monotonic() - started < 5
+    engine.dispose()

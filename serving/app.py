@@ -37,10 +37,10 @@ from serving.keys import KeyStore
 from serving.loader import load_model
 from serving.logging import exception_site
 from serving.metrics import Metrics, MetricsMiddleware
+from serving.model_sync import ModelWatcher, install, published_generation
 from serving.policy import load_policy
 from serving.routers import accounts, audit, health, history, models, scores, worklist
 from serving.schemas import ProblemOut, ScoreRequest, openapi_components
-from serving.scorer import Scorer
 from serving.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -96,12 +96,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size
     )
     state.probe_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arscore-probe")
+    watcher: ModelWatcher | None = None
     try:
         await _open(state, settings, engine)
+        if settings.model_sync_seconds > 0:
+            watcher = ModelWatcher(state, settings, engine)
+            watcher.start()
         if settings.tune_gc:
             _freeze_startup_heap()
         yield
     finally:
+        if watcher is not None:
+            watcher.stop()
         state.probe_executor.shutdown(wait=False, cancel_futures=True)
         engine.dispose()
 
@@ -134,13 +140,11 @@ async def _open(state: Any, settings: Settings, engine: Engine) -> None:
     state.history = HistoryStore(engine)
     state.reload_lock = threading.Lock()
     state.audit_lock = threading.Lock()
+    state.model_generation = await run_in_threadpool(published_generation, engine)
     loaded = await run_in_threadpool(
         load_model, settings.model_uri, settings.mlflow_tracking_uri, now=datetime.now(UTC)
     )
-    state.scorer = Scorer(loaded, settings.risk_band_cuts, settings.reasons_per_score)
-    state.metrics.set_model(
-        loaded.name, loaded.version, loaded.alias, loaded.sha256, loaded.loaded_at.timestamp()
-    )
+    install(state, loaded, settings)
     logger.info(
         "serving model",
         extra={"model": loaded.name, "version": loaded.version, "alias": loaded.alias},

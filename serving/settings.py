@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         8, ge=1, le=256, description="threads running blocking routes (scores, history)"
     )
     access_log: bool = Field(True, description="one JSON log line per request (no bodies)")
+    model_sync_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="how often each worker checks whether another worker's reload switched the "
+        "model (0: never; then a reload reaches only the worker that took it)",
+    )
     tune_gc: bool = Field(
         True,
         description="after start-up, freeze the heap and raise the garbage collector's "

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, HTTPException, Request, status
 
 from serving.audit import AuditEntry
-from serving.deps import AdminRole, AuditDep, MetricsDep, PrincipalDep, ScorerDep, SettingsDep
+from serving.deps import AdminRole, AuditDep, PrincipalDep, ScorerDep, SettingsDep
 from serving.loader import LoadedModel, ModelLoadError, load_model
+from serving.model_sync import install, publish
 from serving.schemas import ModelInfo, ReloadResponse
 from serving.scorer import Scorer
 
@@ -52,11 +53,11 @@ def reload_model(
     principal: AdminRole,
     settings: SettingsDep,
     audit: AuditDep,
-    metrics: MetricsDep,
 ) -> ReloadResponse:
     """Load the model ``model_uri`` names (e.g. the newly promoted champion) completely, record
     the switch in the audit trail, then swap one reference: requests in flight finish with the
-    model they started with, later ones use the new model. Nothing is dropped."""
+    model they started with, later ones use the new model. Nothing is dropped. The other worker
+    processes follow within ``model_sync_seconds`` (``serving.model_sync``)."""
     state = request.app.state
     with state.reload_lock:
         previous: Scorer = state.scorer
@@ -67,7 +68,6 @@ def reload_model(
         except ModelLoadError as error:
             logger.error("model reload refused", extra={"reason": str(error)})
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
-        scorer = Scorer(loaded, settings.risk_band_cuts, settings.reasons_per_score)
         before, after = previous.loaded, loaded
         audit.append(
             [
@@ -89,10 +89,8 @@ def reload_model(
                 )
             ]
         )
-        state.scorer = scorer
-        metrics.set_model(
-            after.name, after.version, after.alias, after.sha256, after.loaded_at.timestamp()
-        )
+        install(state, after, settings)
+        state.model_generation = publish(audit.engine, after)
     logger.info(
         "model reloaded",
         extra={"from_version": before.version, "to_version": after.version, "sha256": after.sha256},

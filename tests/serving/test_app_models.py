@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
 
 from features.model import METADATA_FILE, artifact_sha256
 from serving.loader import ModelLoadError, load_directory, load_model, saved_model_directory
+from serving.model_sync import ModelWatcher, publish
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
     app_settings,
     model_dirs,
@@ -209,3 +211,75 @@ def test_models_reload_refused_model_409_keeps_current(registry_app, registry):
     assert "does not match the registry record" in response.json()["detail"]
     current = registry_app.client.get("/v1/models/current", headers=registry_app.headers()).json()
     assert current["version"] == registry.versions[0]
+
+
+def _version(app) -> str:
+    response = app.client.get("/v1/models/current", headers=app.headers())
+    return response.json()["version"]
+
+
+def test_models_reload_reaches_the_other_workers(tmp_path, registry, raw_history):
+    """Two apps on one database stand for two worker processes: the one that takes the reload
+    publishes it, the other follows within model_sync_seconds and scores with the new model."""
+    first, second = registry.versions[0], registry.versions[1]
+    registry.set_alias("champion", first)
+    settings = app_settings(
+        f"sqlite:///{tmp_path}/shared.db",
+        CHAMPION,
+        mlflow_tracking_uri=registry.tracking_uri,
+        model_sync_seconds=0.1,
+    )
+    item = score_item(raw_history, open_claim_ids(raw_history)[0])
+    try:
+        for taker in start_app(settings):
+            for other in start_app(settings):
+                assert _version(other) == first
+                registry.set_alias("champion", second)
+                reload = taker.client.post("/v1/models/reload", headers=taker.headers("admin"))
+                assert reload.status_code == 200 and _version(taker) == second
+                deadline = time.monotonic() + 15
+                while _version(other) != second and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert _version(other) == second
+                scored = other.client.post(
+                    "/v1/scores", json={"items": [item]}, headers=other.headers()
+                ).json()
+                assert scored["scores"][0]["model"]["version"] == second
+                assert other.app.state.model_generation == taker.app.state.model_generation
+    finally:
+        registry.set_alias("champion", first)
+
+
+def test_model_watcher_follows_only_newer_generations_and_skips_unservable_ones(db_url, registry):
+    first, second = registry.versions[0], registry.versions[1]
+    registry.set_alias("champion", first)
+    settings = app_settings(
+        db_url,
+        CHAMPION,
+        mlflow_tracking_uri=registry.tracking_uri,
+        model_sync_seconds=0,  # no thread: the test calls check() itself
+    )
+    client = registry.client()
+    try:
+        for running in start_app(settings):
+            state = running.app.state
+            engine = state.audit.engine
+            watcher = ModelWatcher(state, settings, engine)
+            assert watcher.check() is False  # nothing published since start
+            registry.set_alias("champion", second)
+            publish(engine, load_model(CHAMPION, registry.tracking_uri, now=NOW))
+            assert watcher.check() is True and state.scorer.loaded.version == second
+            assert watcher.check() is False  # already there
+            client.set_model_version_tag("arscore", first, "artifact_sha256", "0" * 64)
+            registry.set_alias("champion", first)
+            try:
+                publish(engine, state.scorer.loaded)
+                assert watcher.check() is False  # refused: the current model stays
+                assert state.scorer.loaded.version == second
+                assert watcher.check() is False  # and is not retried every tick
+            finally:
+                client.set_model_version_tag(
+                    "arscore", first, "artifact_sha256", _true_sha(registry, first)
+                )
+    finally:
+        registry.set_alias("champion", first)

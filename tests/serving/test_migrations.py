@@ -43,7 +43,7 @@ def test_migrations_upgrade_fresh_database_creates_tables_at_head(db_url):
     upgrade(engine)
 
     assert set(sa.inspect(engine).get_table_names()) >= ARSCORE_TABLES
-    assert current_revision(engine) == head_revision() == "0003"
+    assert current_revision(engine) == head_revision() == "0004"
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("history_transactions")}
     assert "history_transactions_covering" in indexes
     engine.dispose()

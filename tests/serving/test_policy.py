@@ -21,22 +21,10 @@ from serving.policy import (
     recommend,
 )
 from tests.factories import claim_row, make_history, tx_row
+from tests.serving.policy_factories import DEFAULT
+from tests.serving.policy_factories import policy_with as _policy
 
-DEFAULT = load_policy()
 NAN = float("nan")
-
-
-def _policy(**changes: object) -> Policy:
-    """The default policy with some fields changed; nested dicts are merged, not replaced."""
-
-    def merge(base: dict, update: dict) -> dict:
-        merged = dict(base)
-        for key, value in update.items():
-            is_nested = isinstance(value, dict) and isinstance(base.get(key), dict)
-            merged[key] = merge(base[key], value) if is_nested else value
-        return merged
-
-    return Policy.model_validate(merge(DEFAULT.model_dump(), changes))
 
 
 def _row(**overrides: object) -> dict[str, object]:

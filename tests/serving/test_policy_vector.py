@@ -12,26 +12,14 @@ from features.errors import ArscoreError
 from features.schema import PAYER_TYPES
 from features.snapshots import build_snapshots, snapshot_calendar
 from serving.batch_run import OPTIONAL_POLICY_COLUMNS, PolicyActions
-from serving.policy import ACTIONS, Policy, load_policy, recommend
+from serving.policy import ACTIONS, Policy, recommend
 from serving.policy_facts import FactColumns, Facts
 from serving.policy_vector import recommend_actions
 from tests.model_factory import small_history, small_model
+from tests.serving.policy_factories import DEFAULT
+from tests.serving.policy_factories import policy_with as _policy
 
-DEFAULT = load_policy()
 NAN = float("nan")
-
-
-def _policy(**changes: object) -> Policy:
-    """The default policy with some fields changed; nested dicts are merged, not replaced."""
-
-    def merge(base: dict, update: dict) -> dict:
-        merged = dict(base)
-        for key, value in update.items():
-            is_nested = isinstance(value, dict) and isinstance(base.get(key), dict)
-            merged[key] = merge(base[key], value) if is_nested else value
-        return merged
-
-    return Policy.model_validate(merge(DEFAULT.model_dump(), changes))
 
 
 NOT_501R = _policy(

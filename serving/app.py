@@ -16,7 +16,6 @@ import uuid
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -34,10 +33,9 @@ from serving.audit import AuditStore, AuditUnavailable
 from serving.db import make_engine, upgrade
 from serving.history_store import HistoryStore, HistoryStoreError, HistoryStoreUnavailable
 from serving.keys import KeyStore
-from serving.loader import load_model
 from serving.logging import exception_site
 from serving.metrics import Metrics, MetricsMiddleware
-from serving.model_sync import ModelWatcher, install, published_generation
+from serving.model_sync import ModelWatcher, install, load_configured, published_generation
 from serving.policy import load_policy
 from serving.routers import accounts, audit, health, history, models, scores, worklist
 from serving.schemas import ProblemOut, ScoreRequest, openapi_components
@@ -141,9 +139,7 @@ async def _open(state: Any, settings: Settings, engine: Engine) -> None:
     state.reload_lock = threading.Lock()
     state.audit_lock = threading.Lock()
     state.model_generation = await run_in_threadpool(published_generation, engine)
-    loaded = await run_in_threadpool(
-        load_model, settings.model_uri, settings.mlflow_tracking_uri, now=datetime.now(UTC)
-    )
+    loaded = await run_in_threadpool(load_configured, settings)
     install(state, loaded, settings)
     logger.info(
         "serving model",

@@ -197,13 +197,12 @@ def _json_default(value: Any) -> Any:
 
 def record_hash(record: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of a record's fields (all but record_hash itself)."""
-    hashed = {name: record[name] for name in HASHED_FIELDS}
-    hashed["created_at"] = _iso_utc(record["created_at"])
-    return hashlib.sha256(canonical_json(hashed)).hexdigest()
+    return _chained_hash(record, _iso_utc(record["created_at"]), canonical_json(record["payload"]))
 
 
 def _chained_hash(record: dict[str, Any], created_at: str, payload_text: bytes) -> str:
-    """``record_hash(record)`` with the payload's canonical text, made once, embedded as is."""
+    """``record_hash`` with the payload's canonical text given (an append makes it once) and
+    embedded as is: the canonical JSON of the record has the payload's own canonical text."""
     hashed = {name: record[name] for name in HASHED_FIELDS}
     hashed["created_at"] = created_at
     hashed["payload"] = orjson.Fragment(payload_text)

@@ -19,11 +19,10 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 
-from features.errors import ArscoreError
 from serving.audit import AuditEntry, AuditStore
 from serving.batch import BatchOutcome, BatchScorer, file_sha256
 from serving.loader import LoadedModel
-from serving.policy import Policy
+from serving.policy import Policy, check_model_reasons
 from serving.policy_facts import REQUIRED_COLUMNS
 from serving.policy_vector import recommend_actions
 from serving.reasons import ReasonTexts
@@ -57,10 +56,7 @@ class PolicyActions:
     def __call__(
         self, rows: pd.DataFrame, reasons: list[list[str]] | None
     ) -> tuple[list[str], str]:
-        if reasons is not None and len(reasons) != len(rows):
-            raise ArscoreError(
-                f"policy input: {len(reasons)} lists of model reasons for {len(rows)} rows"
-            )
+        check_model_reasons(reasons, len(rows))
         return recommend_actions(rows, self.policy).tolist(), self.policy.version
 
 

@@ -57,11 +57,12 @@ def make_engine(url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, **kwar
         kwargs.setdefault("pool_pre_ping", True)
         return create_engine(url, **kwargs)
     database = parsed.database or ""
-    if database and database != ":memory:" and not database.startswith("file:"):
+    on_disk = database and database != ":memory:" and not database.startswith("file:")
+    if on_disk:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
     _configure_sqlite(engine, busy_timeout_ms)
-    if database and database != ":memory:" and not database.startswith("file:"):
+    if on_disk:
         _WRITE_LOCKS[engine] = (Path(f"{Path(database).expanduser()}.writelock"), busy_timeout_ms)
     return engine
 

@@ -68,6 +68,11 @@ def publish(engine: Engine, loaded: LoadedModel) -> int:
     return int(generation)
 
 
+def load_configured(settings: Settings) -> LoadedModel:
+    """The model ``model_uri`` names now (e.g. the champion alias), loaded and verified."""
+    return load_model(settings.model_uri, settings.mlflow_tracking_uri, now=datetime.now(UTC))
+
+
 def install(state: Any, loaded: LoadedModel, settings: Settings) -> None:
     """Serve ``loaded`` from now on: one reference swapped, the metrics told."""
     state.scorer = Scorer(loaded, settings.risk_band_cuts, settings.reasons_per_score)
@@ -115,11 +120,7 @@ class ModelWatcher:
                 return False  # this worker published it, or switched meanwhile
             previous = self.state.scorer.loaded
             try:
-                loaded = load_model(
-                    self.settings.model_uri,
-                    self.settings.mlflow_tracking_uri,
-                    now=datetime.now(UTC),
-                )
+                loaded = load_configured(self.settings)
             except ModelLoadError as error:
                 logger.error(
                     "model sync: the published model cannot be served, keeping the current one",

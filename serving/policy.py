@@ -53,7 +53,7 @@ snapshot columns), ``serving.policy_rules`` (rules, forbidden actions), ``servin
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -65,7 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from features.errors import ArscoreError
 from features.schema import PAYER_TYPES
 from serving.policy_decide import Reason, Recommendation, decide
-from serving.policy_facts import account_facts
+from serving.policy_facts import Facts, account_facts
 from serving.policy_records import record_facts
 from serving.policy_rules import ACTIONS, Block, Context, forbidden
 
@@ -75,6 +75,7 @@ __all__ = [
     "Policy",
     "Reason",
     "Recommendation",
+    "check_model_reasons",
     "forbidden_actions",
     "iter_recommendations",
     "load_policy",
@@ -298,12 +299,23 @@ def iter_recommendations(
     ``sentence``), quoted when the model decided. A nightly batch streams these to its writer
     instead of holding millions of recommendations at once.
     """
-    if model_reasons is not None and len(model_reasons) != len(rows):
+    check_model_reasons(model_reasons, len(rows))
+    return _decisions(account_facts(rows, policy), policy, model_reasons)
+
+
+def check_model_reasons(model_reasons: Sized | None, n_rows: int) -> None:
+    """Refuse model reasons that are not one list per row."""
+    if model_reasons is not None and len(model_reasons) != n_rows:
         raise ArscoreError(
-            f"policy input: {len(model_reasons)} lists of model reasons for {len(rows)} rows"
+            f"policy input: {len(model_reasons)} lists of model reasons for {n_rows} rows"
         )
+
+
+def _decisions(
+    facts: Iterable[Facts], policy: Policy, model_reasons: list[list[dict]] | None
+) -> Iterator[Recommendation]:
+    """The recommendation of each account's facts, quoting its model reasons if given."""
     ctx = Context.of(policy)
-    facts = account_facts(rows, policy)
     if model_reasons is None:
         return (decide(f, ctx) for f in facts)
     return (decide(f, ctx, reasons) for f, reasons in zip(facts, model_reasons, strict=True))
@@ -323,15 +335,9 @@ def recommend_records(
 ) -> list[Recommendation]:
     """``recommend`` on snapshot records (dicts) instead of a frame: the online path's, free of
     the fixed cost of pandas column operations (``serving.policy_records``)."""
-    if model_reasons is not None and len(model_reasons) != len(records):
-        raise ArscoreError(
-            f"policy input: {len(model_reasons)} lists of model reasons for {len(records)} rows"
-        )
-    ctx = Context.of(policy)
+    check_model_reasons(model_reasons, len(records))
     facts = [record_facts(record, policy, i) for i, record in enumerate(records)]
-    if model_reasons is None:
-        return [decide(f, ctx) for f in facts]
-    return [decide(f, ctx, reasons) for f, reasons in zip(facts, model_reasons, strict=True)]
+    return list(_decisions(facts, policy, model_reasons))
 
 
 def forbidden_actions(row: Mapping[str, Any] | pd.Series, policy: Policy) -> dict[str, Block]:

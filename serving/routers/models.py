@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, HTTPException, Request, status
 
 from serving.audit import AuditEntry
 from serving.deps import AdminRole, AuditDep, PrincipalDep, ScorerDep, SettingsDep
-from serving.loader import LoadedModel, ModelLoadError, load_model
-from serving.model_sync import install, publish
+from serving.loader import LoadedModel, ModelLoadError
+from serving.model_sync import install, load_configured, publish
 from serving.schemas import ModelInfo, ReloadResponse
 from serving.scorer import Scorer
 
@@ -62,9 +61,7 @@ def reload_model(
     with state.reload_lock:
         previous: Scorer = state.scorer
         try:
-            loaded = load_model(
-                settings.model_uri, settings.mlflow_tracking_uri, now=datetime.now(UTC)
-            )
+            loaded = load_configured(settings)
         except ModelLoadError as error:
             logger.error("model reload refused", extra={"reason": str(error)})
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None

@@ -3,4 +3,4 @@
 Pure: takes frames, returns frames. Imported by ``training`` and ``serving``; imports neither.
 """
 
-FEATURE_SET_VERSION = "1"
+FEATURE_SET_VERSION = "2"

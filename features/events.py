@@ -8,8 +8,9 @@ import pandas as pd
 PATIENT_SIDE_ADJUSTMENTS = ("bad_debt", "charity", "small_balance")
 CORRECTABLE_CARCS = ("16", "15", "22", "27")
 
-# Running totals kept per claim; each is the cumulative sum of a per-event delta: dollar
-# amounts first, then counts (the online path in serving keeps them in this order too).
+# Running totals kept per claim; each is the cumulative sum of a per-event delta: money first,
+# then counts (the online path in serving keeps them in this order too). Money is summed in
+# integer cents, exactly and in any order; snapshots turn the totals into dollars at the end.
 AMOUNT_TOTALS = (
     "payer_paid",
     "patient_paid",
@@ -55,12 +56,17 @@ def with_self_pay_transfers(claims: pd.DataFrame, transactions: pd.DataFrame) ->
     return pd.concat([virtual, transactions], ignore_index=True)
 
 
+def amount_cents(dollars: pd.Series) -> np.ndarray:
+    """Dollar amounts as int64 cents, rounded half to even (``numpy.rint``); missing is 0."""
+    return np.rint(dollars.astype("float64").fillna(0.0).to_numpy() * 100).astype(np.int64)
+
+
 def event_deltas(transactions: pd.DataFrame) -> pd.DataFrame:
-    """One row per event with the change it makes to each running total."""
+    """One row per event with the change it makes to each running total (money in cents)."""
     kind = transactions["type"].astype("string").fillna("")
     party = transactions["party"].astype("string").fillna("")
     reason = transactions["reason"].astype("string").fillna("")
-    amount = transactions["amount"].astype("float64").fillna(0.0).to_numpy()
+    amount = amount_cents(transactions["amount"])
     carc = transactions["carc_code"].astype("string")
     group = transactions["carc_group"].astype("string").fillna("")
 
@@ -80,13 +86,13 @@ def event_deltas(transactions: pd.DataFrame) -> pd.DataFrame:
     appeal = is_(kind == "appeal")
     date = transactions["date"].to_numpy()
     deltas = {
-        "payer_paid": np.where(payment & ~patient_payment, amount, 0.0),
-        "patient_paid": np.where(patient_payment, amount, 0.0),
-        "contractual_adjusted": np.where(contractual, amount, 0.0),
-        "other_adjusted": np.where(adjustment & ~contractual, amount, 0.0),
-        "patient_side_adjusted": np.where(patient_side, amount, 0.0),
-        "refunded": np.where(is_(kind == "refund"), amount, 0.0),
-        "to_patient": np.where(transfer, np.where(is_(party == "payer"), -amount, amount), 0.0),
+        "payer_paid": np.where(payment & ~patient_payment, amount, 0),
+        "patient_paid": np.where(patient_payment, amount, 0),
+        "contractual_adjusted": np.where(contractual, amount, 0),
+        "other_adjusted": np.where(adjustment & ~contractual, amount, 0),
+        "patient_side_adjusted": np.where(patient_side, amount, 0),
+        "refunded": np.where(is_(kind == "refund"), amount, 0),
+        "to_patient": np.where(transfer, np.where(is_(party == "payer"), -amount, amount), 0),
         "bad_debts": (adjustment & is_(reason == "bad_debt")).astype(np.int32),
         "n_denials": denial.astype(np.int32),
         "n_statements": statement.astype(np.int32),

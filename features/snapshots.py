@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from features.events import (
+    AMOUNT_TOTALS,
     CUMULATIVE,
     LAST_DATES,
+    amount_cents,
     claim_state_timeline,
     event_deltas,
     with_self_pay_transfers,
@@ -26,6 +28,7 @@ from features.history import History
 AGING_EDGES = (30, 60, 90, 120)
 AGING_BUCKETS = ("0-30", "31-60", "61-90", "91-120", "120+")
 OPEN_BALANCE_EPSILON = 0.005
+_EPSILON_CENTS = OPEN_BALANCE_EPSILON * 100
 CLAIM_COLUMNS_KEPT = (
     "claim_id",
     "patient_key",
@@ -43,6 +46,18 @@ CLAIM_COLUMNS_KEPT = (
 )
 PATIENT_CUMULATIVE = ("patient_paid", "to_patient", "patient_side_adjusted", "bad_debts")
 LABEL_COLUMNS = ("recovered_amount", "recovered_fraction", "collected")
+# Money columns of a snapshot: computed in integer cents (exact), given out in dollars.
+MONEY_COLUMNS = (
+    *AMOUNT_TOTALS,
+    "paid_to_date",
+    "adjusted_to_date",
+    "open_balance",
+    "patient_balance",
+    "payer_balance",
+    "collectible_balance",
+    "patient_prior_patient_balance",
+    "recovered_amount",
+)
 
 
 @dataclass(frozen=True)
@@ -106,24 +121,28 @@ def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
 
 
 def _derive(snap: pd.DataFrame) -> pd.DataFrame:
-    """Balances, ages and states from the running totals of each snapshot."""
+    """Balances, ages and states from the running totals of each snapshot, all money in cents
+    (whole numbers, so every sum and difference is exact)."""
     paid = snap["payer_paid"] + snap["patient_paid"]
     adjusted = snap["contractual_adjusted"] + snap["other_adjusted"]
     snap["paid_to_date"] = paid
     snap["adjusted_to_date"] = adjusted
-    snap["open_balance"] = snap["total_charge"] - paid - adjusted + snap["refunded"]
+    charge = pd.Series(amount_cents(snap["total_charge"]), index=snap.index, dtype="float64")
+    snap["open_balance"] = charge - paid - adjusted + snap["refunded"]
     owed_by_patient = snap["to_patient"] - snap["patient_paid"] - snap["patient_side_adjusted"]
     snap["patient_balance"] = owed_by_patient.clip(lower=0).clip(upper=snap["open_balance"].clip(0))
     snap["payer_balance"] = (snap["open_balance"] - snap["patient_balance"]).clip(lower=0)
     snap["responsibility"] = pd.Series(
-        np.where(snap["payer_balance"] > OPEN_BALANCE_EPSILON, "payer", "patient"),
+        np.where(snap["payer_balance"] > _EPSILON_CENTS, "payer", "patient"),
         index=snap.index,
         dtype="string",
     )
     self_pay = (snap["payer_type"] == "self_pay").to_numpy(dtype=bool, na_value=False)
     snap["adjudicated"] = (snap["adjudications"].to_numpy() > 0) | self_pay
-    expected_left = (snap["expected_amount"] - paid).clip(lower=0)
-    pending = ~snap["adjudicated"] & snap["expected_amount"].notna()
+    expected = snap["expected_amount"].astype("float64")
+    expected_cents = pd.Series(amount_cents(expected), index=snap.index, dtype="float64")
+    expected_left = (expected_cents - paid).clip(lower=0)
+    pending = ~snap["adjudicated"] & expected.notna()
     snap["collectible_balance"] = (
         snap["open_balance"]
         .where(~pending, np.minimum(snap["open_balance"], expected_left))
@@ -144,7 +163,8 @@ def _derive(snap: pd.DataFrame) -> pd.DataFrame:
 def _patient_history(
     snap: pd.DataFrame, patient_timeline: pd.DataFrame, known: pd.DataFrame
 ) -> pd.DataFrame:
-    """The patient's other claims as known at the as-of date (their totals less this claim's)."""
+    """The patient's other claims as known at the as-of date (their totals less this claim's),
+    money in cents."""
     snap = _as_of_join(snap, patient_timeline, "patient_key", "as_of")
     for name in PATIENT_CUMULATIVE:
         snap[f"pt_{name}"] = snap[f"pt_{name}"].fillna(0)
@@ -152,9 +172,9 @@ def _patient_history(
     owed_other = snap["pt_to_patient"] - snap["to_patient"]
     snap["patient_prior_claims"] = snap["patient_key"].map(known).fillna(1).astype("float64") - 1
     snap["patient_prior_patient_balance"] = owed_other.clip(lower=0)
-    snap["patient_prior_share_paid"] = (paid_other / owed_other.where(owed_other > 0.005)).clip(
-        0, 1
-    )
+    snap["patient_prior_share_paid"] = (
+        paid_other / owed_other.where(owed_other > _EPSILON_CENTS)
+    ).clip(0, 1)
     snap["patient_prior_bad_debts"] = snap["pt_bad_debts"] - snap["bad_debts"]
     snap["patient_days_since_last_payment"] = _days(snap["as_of"], snap["pt_last_payment_date"])
     return snap.drop(columns=[c for c in snap.columns if c.startswith("pt_")])
@@ -163,7 +183,7 @@ def _patient_history(
 def _labels(
     snap: pd.DataFrame, timeline: pd.DataFrame, labels: LabelConfig, data_end: pd.Timestamp
 ) -> pd.DataFrame:
-    """Payments in (as_of, as_of + H], as an amount, a fraction and a collected flag."""
+    """Payments in (as_of, as_of + H], as an amount (cents), a fraction and a collected flag."""
     horizon_end = snap["as_of"] + pd.Timedelta(days=labels.horizon_days)
     ahead = snap[["claim_id"]].assign(
         _horizon_end=horizon_end.to_numpy(), _row=np.arange(len(snap))
@@ -171,16 +191,24 @@ def _labels(
     paid_cols = timeline[["claim_id", "date", "payer_paid", "patient_paid"]]
     future = _as_of_join(ahead, paid_cols, "claim_id", "_horizon_end").sort_values("_row")
     paid_then = (future["payer_paid"].fillna(0) + future["patient_paid"].fillna(0)).to_numpy()
-    recovered = np.round(paid_then - snap["paid_to_date"].to_numpy(), 2)
+    recovered = paid_then - snap["paid_to_date"].to_numpy()
     censored = (horizon_end > data_end).to_numpy()
     collectible = snap["collectible_balance"].to_numpy()
-    fraction = np.clip(recovered / np.maximum(collectible, 0.01), 0.0, 1.0)
+    fraction = np.clip(recovered / np.maximum(collectible, 1.0), 0.0, 1.0)
     snap["censored"] = censored
     snap["recovered_amount"] = np.where(censored, np.nan, recovered)
     snap["recovered_fraction"] = np.where(censored, np.nan, fraction)
     collected = pd.array(fraction >= labels.collected_threshold, dtype="boolean")
     collected[censored] = pd.NA
     snap["collected"] = collected
+    return snap
+
+
+def _in_dollars(snap: pd.DataFrame) -> pd.DataFrame:
+    """The money columns, computed in cents, as dollars."""
+    for name in MONEY_COLUMNS:
+        if name in snap.columns:
+            snap[name] = snap[name].astype("float64") / 100
     return snap
 
 
@@ -213,11 +241,11 @@ def build_snapshots(
         snap = _as_of_join(grid, timeline, "claim_id", "as_of")
         snap[list(CUMULATIVE)] = snap[list(CUMULATIVE)].fillna(0)
         snap = _derive(snap)
-        snap = snap[snap["open_balance"] > OPEN_BALANCE_EPSILON]
+        snap = snap[snap["open_balance"] > _EPSILON_CENTS]
         snap = _patient_history(snap, patient_timeline, known)
         if labels is not None:
             snap = _labels(snap.reset_index(drop=True), timeline, labels, data_end)
-        frames.append(snap)
+        frames.append(_in_dollars(snap))
         if progress is not None:
             progress(1)
     if not frames:

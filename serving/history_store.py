@@ -8,6 +8,7 @@ identical payments in one send are two transactions, re-sending a send adds noth
 Amounts are stored exactly, as integer cents; an amount that is not a whole number of cents is
 refused rather than rounded. The raw patient identifier never reaches this module: claims carry
 the ``patient_key`` pseudonym that ``features.history.validate_history`` put in its place.
+Every write keeps the patient ledger (``serving.history_ledger``) in step, in its transaction.
 """
 
 from __future__ import annotations
@@ -169,7 +170,10 @@ class HistoryStore:
         self.engine = engine
 
     def upsert(self, claims: pd.DataFrame, transactions: pd.DataFrame) -> UpsertResult:
-        """Store validated frames idempotently, in one transaction (all or nothing)."""
+        """Store validated frames idempotently, in one transaction (all or nothing) that also
+        refreshes the patient ledger of every claim inserted, changed or given transactions."""
+        from serving.history_ledger import refresh_ledger  # that module builds on this one
+
         _check_columns(claims, CLAIM_FRAME_COLUMNS, "claims")
         _check_columns(transactions, TRANSACTION_FRAME_COLUMNS, "transactions")
         claim_rows = _db_rows(claims, CLAIM_FRAME_COLUMNS, "claims")
@@ -180,13 +184,18 @@ class HistoryStore:
             with write_transaction(self.engine, pg_lock=PG_LOCK_HISTORY) as connection:
                 claims_new, claims_updated = self._upsert_claims(connection, claim_rows)
                 tx_new = self._insert_transactions(connection, tx_rows, claim_rows)
+                refresh_ledger(connection, [*claims_new, *claims_updated, *tx_new])
         except SQLAlchemyError as exc:
             raise HistoryStoreUnavailable(
                 f"history store unavailable, nothing was written: {type(exc).__name__}"
             ) from exc
-        return UpsertResult(claims_new, claims_updated, tx_new, len(tx_rows) - tx_new)
+        n_new = len(tx_new)
+        return UpsertResult(len(claims_new), len(claims_updated), n_new, len(tx_rows) - n_new)
 
-    def _upsert_claims(self, connection: Connection, rows: list[dict[str, Any]]) -> tuple[int, int]:
+    def _upsert_claims(
+        self, connection: Connection, rows: list[dict[str, Any]]
+    ) -> tuple[list[str], list[str]]:
+        """Insert new claims and update changed ones; the claim_ids of each."""
         stored = {}
         for chunk in _chunks([row["claim_id"] for row in rows]):
             query = sa.select(history_claims).where(history_claims.c.claim_id.in_(chunk))
@@ -209,11 +218,12 @@ class HistoryStore:
                 for row in changed
             ]
             connection.execute(statement, params)
-        return len(new), len(changed)
+        return [row["claim_id"] for row in new], [row["claim_id"] for row in changed]
 
     def _insert_transactions(
         self, connection: Connection, rows: list[dict[str, Any]], claim_rows: list[dict[str, Any]]
-    ) -> int:
+    ) -> list[str]:
+        """Insert the transactions not stored yet; the claim_id of each one inserted."""
         claim_ids = sorted({row["claim_id"] for row in rows})
         sent = {row["claim_id"] for row in claim_rows}
         existing: set[tuple[str, str]] = set()
@@ -224,7 +234,8 @@ class HistoryStore:
             existing.update((r.claim_id, r.identity) for r in connection.execute(query))
             query = sa.select(history_claims.c.claim_id).where(history_claims.c.claim_id.in_(chunk))
             known.update(connection.execute(query).scalars())
-        unknown = [claim_id for claim_id in claim_ids if claim_id not in known | sent]
+        known |= sent
+        unknown = [claim_id for claim_id in claim_ids if claim_id not in known]
         if unknown:
             raise HistoryStoreError(
                 f"transactions: claim_id(s) {', '.join(unknown[:5])} are neither in this send "
@@ -233,7 +244,7 @@ class HistoryStore:
         new = [row for row in rows if (row["claim_id"], row["identity"]) not in existing]
         if new:
             connection.execute(sa.insert(table), new)
-        return len(new)
+        return [row["claim_id"] for row in new]
 
     def load(
         self, claim_ids: Sequence[str] | None = None, patient_keys: Sequence[str] | None = None

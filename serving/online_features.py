@@ -1,12 +1,13 @@
 """The online path: one claim's snapshot as of one date, and its feature row, in pure Python.
 
 ``features.snapshots.build_snapshots`` costs ~60 ms whatever the input size (frames, sorts,
-as-of joins); a claim has a handful of events. ``claim_snapshot`` walks those events and returns
-exactly the values ``build_snapshots(history, [as_of], labels=None, claim_ids=[claim_id])``
-computes for the history ``online_history`` describes: the claim first, then the patient's other
-stored claims, transactions in the same order. Running totals are compensated (Kahan) sums in
-event order, as pandas' grouped ``cumsum`` computes them, so even the last bit agrees. Parity is
-proven by ``tests/serving/test_online_features.py`` over generated claims and as-of dates.
+as-of joins); a claim has a handful of events. ``claim_snapshot`` walks the claim's own events
+and takes what the patient's other claims add as a few totals (``OtherClaims``: the history
+server keeps them in a ledger, ``serving.history_ledger``). It returns exactly the values
+``build_snapshots(history, [as_of], labels=None, claim_ids=[claim_id])`` computes for a history
+holding the claim with those events and the patient's other claims: money is summed in integer
+cents on both paths, so sums are exact and their order does not matter. Parity is proven by
+``tests/serving/test_online_features.py`` over generated claims and as-of dates.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import pandas as pd
 
 from features.events import AMOUNT_TOTALS, COUNT_TOTALS, PATIENT_SIDE_ADJUSTMENTS
 from features.pipeline import FeaturePipeline
-from features.snapshots import AGING_BUCKETS, AGING_EDGES, OPEN_BALANCE_EPSILON
+from features.snapshots import AGING_BUCKETS, AGING_EDGES, MONEY_COLUMNS, OPEN_BALANCE_EPSILON
 
 NAN = math.nan
 _COUNT_INDEX = {name: position for position, name in enumerate(COUNT_TOTALS)}
+_EPSILON_CENTS = OPEN_BALANCE_EPSILON * 100
+_MONEY_COLUMNS = [name for name in MONEY_COLUMNS if name != "recovered_amount"]  # no labels
 
 
 class ClaimRecord(NamedTuple):
@@ -85,46 +88,84 @@ def records_from_frames(
     )
 
 
-def online_history(
-    claim: ClaimRecord,
-    transactions: Sequence[EventRecord],
-    stored_claims: Sequence[ClaimRecord],
-    stored_events: Sequence[EventRecord],
-) -> tuple[list[ClaimRecord], list[EventRecord]]:
-    """The history a claim is scored on: itself, then the patient's other stored claims."""
-    others = [c for c in stored_claims if c.claim_id != claim.claim_id]
-    other_ids = {c.claim_id for c in others}
-    other_events = [e for e in stored_events if e.claim_id in other_ids]
-    return [claim, *others], [*transactions, *other_events]
+def cents(dollars: float | None) -> int:
+    """Dollars as whole cents (half to even, as ``numpy.rint``); missing or NaN is 0."""
+    if dollars is None or dollars != dollars:
+        return 0
+    return round(dollars * 100)
 
 
-class _Kahan:
-    """Compensated running sums, operation for operation as pandas' ``group_cumsum``."""
+class OtherClaims(NamedTuple):
+    """What a snapshot's patient-history features need of the patient's *other* claims as known
+    at the as-of date: claims billed and transactions dated on or before it. Money in cents."""
 
-    __slots__ = ("sums", "compensation")
-
-    def __init__(self, width: int):
-        self.sums = [0.0] * width
-        self.compensation = [0.0] * width
-
-    def add(self, values: Sequence[float]) -> None:
-        sums, compensation = self.sums, self.compensation
-        for position, value in enumerate(values):
-            carried = compensation[position]
-            if value == 0.0 and carried == 0.0:
-                continue  # adds exactly nothing (up to the sign of a zero sum)
-            y = value - carried
-            t = sums[position] + y
-            compensation[position] = t - sums[position] - y
-            sums[position] = t
+    billed: int = 0
+    """other claims billed on or before the as-of date"""
+    patient_paid_cents: int = 0
+    """patient payments on them"""
+    to_patient_cents: int = 0
+    """moved to the patient's responsibility: transfers (to payer negative) and, for self-pay
+    claims, the total charge on the billed date"""
+    bad_debts: int = 0
+    """bad-debt adjustments on them"""
+    last_patient_payment: date | None = None
+    """the latest date of a positive patient payment on them"""
 
 
-def _amount_deltas(event: EventRecord) -> tuple[tuple[float, ...], list[str]]:
-    """The change one event makes to each amount total, and the counts it increments."""
+def patient_deltas(
+    type_: str, amount: float | None, party: str | None, reason: str | None
+) -> tuple[int, int, int]:
+    """What one transaction adds to the patient-level totals: (patient paid cents, to-patient
+    cents, bad debts)."""
+    if type_ == "payment":
+        return (cents(amount) if party == "patient" else 0), 0, 0
+    if type_ == "transfer":
+        value = cents(amount)
+        return 0, (-value if party == "payer" else value), 0
+    if type_ == "adjustment" and reason == "bad_debt":
+        return 0, 0, 1
+    return 0, 0, 0
+
+
+def other_claims(
+    claim_id: str,
+    patient_claims: Sequence[ClaimRecord],
+    patient_events: Sequence[EventRecord],
+    as_of: date,
+) -> OtherClaims:
+    """The reference for ``OtherClaims``: the patient's stored claims and transactions other than
+    ``claim_id``'s, up to ``as_of``. Sums are of integer cents, so their order does not matter."""
+    others = {c.claim_id: c for c in patient_claims if c.claim_id != claim_id}
+    billed = paid = to_patient = bad_debts = 0
+    last: date | None = None
+    for claim in others.values():
+        if claim.billed_date <= as_of:
+            billed += 1
+            if claim.payer_type == "self_pay":
+                to_patient += cents(claim.total_charge)
+    for event in patient_events:
+        if event.claim_id not in others or event.date > as_of:
+            continue
+        d_paid, d_to_patient, d_bad = patient_deltas(
+            event.type, event.amount, event.party, event.reason
+        )
+        paid += d_paid
+        to_patient += d_to_patient
+        bad_debts += d_bad
+        if d_paid > 0 and (last is None or event.date > last):
+            last = event.date
+    return OtherClaims(billed, paid, to_patient, bad_debts, last)
+
+
+_Deltas = tuple[EventRecord, tuple[int, ...], list[str]]
+
+
+def _amount_deltas(event: EventRecord) -> tuple[tuple[int, ...], list[str]]:
+    """The change one event makes to each money total (cents), and the counts it increments."""
     kind = event.type
     party = event.party or ""
     reason = event.reason or ""
-    amount = event.amount if event.amount is not None and event.amount == event.amount else 0.0
+    amount = cents(event.amount)
     payment = kind == "payment"
     patient_payment = payment and party == "patient"
     adjustment = kind == "adjustment"
@@ -134,13 +175,13 @@ def _amount_deltas(event: EventRecord) -> tuple[tuple[float, ...], list[str]]:
     )
     transfer = kind == "transfer"
     amounts = (
-        amount if payment and not patient_payment else 0.0,
-        amount if patient_payment else 0.0,
-        amount if contractual else 0.0,
-        amount if adjustment and not contractual else 0.0,
-        amount if adjustment and reason in PATIENT_SIDE_ADJUSTMENTS else 0.0,
-        amount if kind == "refund" else 0.0,
-        (-amount if party == "payer" else amount) if transfer else 0.0,
+        amount if payment and not patient_payment else 0,
+        amount if patient_payment else 0,
+        amount if contractual else 0,
+        amount if adjustment and not contractual else 0,
+        amount if adjustment and reason in PATIENT_SIDE_ADJUSTMENTS else 0,
+        amount if kind == "refund" else 0,
+        (-amount if party == "payer" else amount) if transfer else 0,
     )
     counts = []
     if adjustment and reason == "bad_debt":
@@ -177,25 +218,23 @@ def _amount_deltas(event: EventRecord) -> tuple[tuple[float, ...], list[str]]:
     return amounts, counts
 
 
-def _ordered_events(
-    claims: Sequence[ClaimRecord], events: Sequence[EventRecord], as_of: date
+def _own_events(
+    claim: ClaimRecord, transactions: Sequence[EventRecord], as_of: date
 ) -> list[EventRecord]:
-    """Self-pay transfers first, then the transactions; stable by date; up to ``as_of``."""
-    virtual = [
-        EventRecord(c.claim_id, c.billed_date, "transfer", c.total_charge, "patient")
-        for c in claims
-        if c.payer_type == "self_pay"
-    ]
-    ordered = sorted([*virtual, *events], key=attrgetter("date"))
-    return [e for e in ordered if e.date <= as_of]
+    """The claim's events up to ``as_of``, stable by date: a self-pay claim's transfer to the
+    patient on its billed date first (``features.events.with_self_pay_transfers``)."""
+    events = list(transactions)
+    if claim.payer_type == "self_pay":
+        transfer = EventRecord(claim.claim_id, claim.billed_date, "transfer", claim.total_charge)
+        events.insert(0, transfer._replace(party="patient"))
+    events.sort(key=attrgetter("date"))
+    return [e for e in events if e.date <= as_of]
 
 
-_Deltas = tuple[EventRecord, tuple[float, ...], list[str]]
-
-
-def _claim_state(claim_id: str, deltas: Sequence[_Deltas]) -> dict[str, Any]:
-    """A claim's running totals, last dates and last denial codes after its events."""
-    amounts = _Kahan(len(AMOUNT_TOTALS))
+def _claim_state(events: Sequence[EventRecord]) -> dict[str, Any]:
+    """A claim's running totals (money in cents), last dates and last denial codes after its
+    events, and the date of its latest positive patient payment."""
+    amounts = [0] * len(AMOUNT_TOTALS)
     counts = [0] * len(COUNT_TOTALS)
     state: dict[str, Any] = {
         "last_carc_code": None,
@@ -205,12 +244,15 @@ def _claim_state(claim_id: str, deltas: Sequence[_Deltas]) -> dict[str, Any]:
         "last_denial_date": None,
         "first_statement_date": None,
     }
-    for event, amount_deltas, counted in deltas:
-        if event.claim_id != claim_id:
-            continue
-        amounts.add(amount_deltas)
+    last_patient_payment = None
+    for event in events:
+        deltas, counted = _amount_deltas(event)
+        for position, value in enumerate(deltas):
+            amounts[position] += value
         for name in counted:
             counts[_COUNT_INDEX[name]] += 1
+        if deltas[1] > 0:
+            last_patient_payment = event.date
         if event.type == "payment":
             state["last_payment_date"] = event.date
         elif event.type == "statement":
@@ -223,29 +265,10 @@ def _claim_state(claim_id: str, deltas: Sequence[_Deltas]) -> dict[str, Any]:
                 state["last_carc_code"] = event.carc_code
             if event.carc_group is not None:
                 state["last_carc_group"] = event.carc_group
-    state.update(zip(AMOUNT_TOTALS, amounts.sums, strict=True))
+    state.update(zip(AMOUNT_TOTALS, amounts, strict=True))
     state.update(zip(COUNT_TOTALS, counts, strict=True))
+    state["_last_patient_payment"] = last_patient_payment
     return state
-
-
-def _patient_state(deltas: Sequence[_Deltas]) -> dict[str, Any]:
-    """The patient's totals over all their claims' events (this claim's included)."""
-    totals = _Kahan(3)
-    bad_debts = 0
-    last_payment: date | None = None
-    for event, amounts, counted in deltas:
-        totals.add((amounts[1], amounts[6], amounts[4]))
-        if "bad_debts" in counted:
-            bad_debts += 1
-        if amounts[1] > 0:
-            last_payment = event.date
-    patient_paid, to_patient, _side = totals.sums
-    return {
-        "pt_patient_paid": patient_paid,
-        "pt_to_patient": to_patient,
-        "pt_bad_debts": bad_debts,
-        "pt_last_payment_date": last_payment,
-    }
 
 
 def _days(as_of: date, earlier: date | None) -> float:
@@ -269,29 +292,29 @@ def aging_bucket(days: float) -> str:
 
 
 def _derive(snap: dict[str, Any], as_of: date) -> None:
-    """Balances, ages and states from the running totals (``features.snapshots._derive``)."""
+    """Balances, ages and states from the running totals (``features.snapshots._derive``), in
+    integer cents; the money values are turned into dollars by ``_in_dollars``."""
     paid = snap["payer_paid"] + snap["patient_paid"]
     adjusted = snap["contractual_adjusted"] + snap["other_adjusted"]
-    open_balance = snap["total_charge"] - paid - adjusted + snap["refunded"]
+    open_balance = cents(snap["total_charge"]) - paid - adjusted + snap["refunded"]
     owed = snap["to_patient"] - snap["patient_paid"] - snap["patient_side_adjusted"]
-    patient_balance = _clip(_clip(owed, lower=0.0), upper=_clip(open_balance, lower=0.0))
-    payer_balance = _clip(open_balance - patient_balance, lower=0.0)
+    patient_balance = _clip(_clip(owed, lower=0), upper=_clip(open_balance, lower=0))
+    payer_balance = _clip(open_balance - patient_balance, lower=0)
     adjudicated = snap["adjudications"] > 0 or snap["payer_type"] == "self_pay"
     expected = snap["expected_amount"]
-    expected = NAN if expected is None else expected
-    pending = not adjudicated and expected == expected
+    pending = not adjudicated and expected is not None and expected == expected
     collectible = open_balance
     if pending:
-        collectible = min(open_balance, _clip(expected - paid, lower=0.0))
+        collectible = min(open_balance, _clip(cents(expected) - paid, lower=0))
     snap.update(
         paid_to_date=paid,
         adjusted_to_date=adjusted,
         open_balance=open_balance,
         patient_balance=patient_balance,
         payer_balance=payer_balance,
-        responsibility="payer" if payer_balance > OPEN_BALANCE_EPSILON else "patient",
+        responsibility="payer" if payer_balance > _EPSILON_CENTS else "patient",
         adjudicated=adjudicated,
-        collectible_balance=_clip(collectible, lower=0.0),
+        collectible_balance=_clip(collectible, lower=0),
         days_since_service=_days(as_of, snap["service_date"]),
         days_since_billed=_days(as_of, snap["billed_date"]),
     )
@@ -303,38 +326,40 @@ def _derive(snap: dict[str, Any], as_of: date) -> None:
     snap["fap_pending"] = snap["fap_applications"] > snap["fap_decisions"]
 
 
-def _patient_history(snap: dict[str, Any], patient: dict[str, Any], known: int) -> None:
+def _patient_history(snap: dict[str, Any], others: OtherClaims, own_last: date | None) -> None:
     """The patient's other claims as known at the as-of date (``_patient_history``)."""
-    paid_other = patient["pt_patient_paid"] - snap["patient_paid"]
-    owed_other = patient["pt_to_patient"] - snap["to_patient"]
-    share = paid_other / owed_other if owed_other > 0.005 else NAN
+    owed_other = others.to_patient_cents
+    share = others.patient_paid_cents / owed_other if owed_other > _EPSILON_CENTS else NAN
+    last = others.last_patient_payment
+    if own_last is not None and (last is None or own_last > last):
+        last = own_last
     snap.update(
-        patient_prior_claims=float(known - 1),
-        patient_prior_patient_balance=_clip(owed_other, lower=0.0),
+        patient_prior_claims=float(others.billed),
+        patient_prior_patient_balance=_clip(owed_other, lower=0),
         patient_prior_share_paid=_clip(share, 0.0, 1.0),
-        patient_prior_bad_debts=patient["pt_bad_debts"] - snap["bad_debts"],
-        patient_days_since_last_payment=_days(snap["as_of"], patient["pt_last_payment_date"]),
+        patient_prior_bad_debts=others.bad_debts,
+        patient_days_since_last_payment=_days(snap["as_of"], last),
     )
+
+
+def _in_dollars(snap: dict[str, Any]) -> None:
+    """The money values, computed in cents, as dollars (``features.snapshots._in_dollars``)."""
+    for name in _MONEY_COLUMNS:
+        snap[name] = snap[name] / 100
 
 
 def claim_snapshot(
     claim: ClaimRecord,
-    claims: Sequence[ClaimRecord],
-    events: Sequence[EventRecord],
+    transactions: Sequence[EventRecord],
+    others: OtherClaims,
     as_of: date,
 ) -> dict[str, Any] | None:
-    """Snapshot of ``claim`` as of ``as_of`` over a history (``claims`` includes ``claim``, both
-    tables in the order build_snapshots would get them); None if the claim was not billed by
-    then or has no open balance (the rows ``build_snapshots`` leaves out)."""
+    """Snapshot of ``claim`` as of ``as_of`` from its own transactions (in the order given; only
+    those dated up to ``as_of`` count) and what the patient's other claims add (``OtherClaims``);
+    None if the claim was not billed by then or has no open balance (the rows
+    ``build_snapshots`` leaves out)."""
     if claim.billed_date > as_of:
         return None
-    patient_claims = [c for c in claims if c.patient_key == claim.patient_key]
-    patient_ids = {c.claim_id for c in patient_claims}
-    deltas = [
-        (event, *_amount_deltas(event))
-        for event in _ordered_events(patient_claims, events, as_of)
-        if event.claim_id in patient_ids
-    ]
     snap: dict[str, Any] = {
         "claim_id": claim.claim_id,
         "patient_key": claim.patient_key,
@@ -351,12 +376,13 @@ def claim_snapshot(
         "patient_zip3": claim.patient_zip3,
         "as_of": as_of,
     }
-    snap.update(_claim_state(claim.claim_id, deltas))
+    snap.update(_claim_state(_own_events(claim, transactions, as_of)))
+    own_last = snap.pop("_last_patient_payment")
     _derive(snap, as_of)
-    if not snap["open_balance"] > OPEN_BALANCE_EPSILON:
+    if not snap["open_balance"] > _EPSILON_CENTS:
         return None
-    known = sum(1 for c in patient_claims if c.billed_date <= as_of)
-    _patient_history(snap, _patient_state(deltas), known)
+    _patient_history(snap, others, own_last)
+    _in_dollars(snap)
     return snap
 
 

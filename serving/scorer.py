@@ -1,15 +1,15 @@
 """Online scoring: snapshot -> feature rows -> the model's numbers -> reasons.
 
-Each item is scored on the history ``online_features.online_history`` describes (the item's
-claim and transactions, then the patient's other stored claims), through the same fitted
-pipeline and boosters as offline scoring (``CollectibilityModel.score`` on ``build_snapshots``),
-without building a DataFrame per claim. Stage timings are kept for the metrics.
+Each item is scored on its own claim and transactions plus what the patient's other stored claims
+add as of its date (``online_features.OtherClaims``), through the same fitted pipeline and
+boosters as offline scoring (``CollectibilityModel.score`` on ``build_snapshots``), without
+building a DataFrame per claim. Stage timings are kept for the metrics.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -24,14 +24,12 @@ from serving.online_features import (
     ClaimRecord,
     EventRecord,
     FeatureRows,
+    OtherClaims,
     claim_snapshot,
-    online_history,
 )
 from serving.reasons import Reason, reasons_for_row
 
 CENT = Decimal("0.01")
-StoredHistory = Mapping[str, tuple[list[ClaimRecord], list[EventRecord]]]
-"""Each patient's stored claims and transactions (``serving.stored_history.load_stored``)."""
 
 
 @dataclass(frozen=True)
@@ -116,17 +114,15 @@ class Scorer:
         self.reasons_per_score = reasons_per_score
 
     def snapshots(
-        self, inputs: Sequence[ScoreInput], stored: StoredHistory
+        self, inputs: Sequence[ScoreInput], others: Sequence[OtherClaims]
     ) -> list[dict[str, Any]]:
-        """Each item's snapshot; NotScorable lists the items without an open balance."""
+        """Each item's snapshot, given what the patient's other claims add as of its date (one
+        ``OtherClaims`` per item, in order); NotScorable lists the items without an open
+        balance."""
         found: list[dict[str, Any]] = []
         problems: list[tuple[int, str]] = []
-        for position, item in enumerate(inputs):
-            stored_claims, stored_events = stored.get(item.claim.patient_key, ([], []))
-            claims, events = online_history(
-                item.claim, item.transactions, stored_claims, stored_events
-            )
-            snap = claim_snapshot(item.claim, claims, events, item.as_of)
+        for position, (item, other) in enumerate(zip(inputs, others, strict=True)):
+            snap = claim_snapshot(item.claim, item.transactions, other, item.as_of)
             if snap is None:
                 problems.append((position, _why_not_scorable(item)))
             else:
@@ -138,14 +134,14 @@ class Scorer:
     def score(
         self,
         inputs: Sequence[ScoreInput],
-        stored: StoredHistory,
+        others: Sequence[OtherClaims],
         with_reasons: bool,
         timings: ScoringTimings | None = None,
     ) -> list[ScoredClaim]:
         """Score the items (in order); reasons only if asked (TreeSHAP is the costly part)."""
         timings = timings if timings is not None else ScoringTimings()
         started = time.perf_counter()
-        snapshots = self.snapshots(inputs, stored)
+        snapshots = self.snapshots(inputs, others)
         started = timings.add("snapshot", started)
         X = self.rows.matrix(snapshots)
         started = timings.add("features", started)

@@ -21,6 +21,7 @@ from serving.deps import (
     TodayDep,
     parse_json_body,
 )
+from serving.history_ledger import other_claims_totals
 from serving.keys import Principal
 from serving.loader import LoadedModel
 from serving.online_features import ClaimRecord, EventRecord
@@ -36,7 +37,6 @@ from serving.schemas import (
     json_body_schema,
 )
 from serving.scorer import NotScorable, ScoredClaim, ScoreInput, ScoringTimings
-from serving.stored_history import load_stored
 
 router = APIRouter(prefix="/v1", tags=["scores"])
 SCORE_KIND = "score"
@@ -236,20 +236,22 @@ def create_scores(
 ) -> ScoreResponse:
     """Probability of collection, expected dollars, risk band and up to 4 reasons per balance.
 
-    Each balance is scored on its own claim and transactions plus the patient's other claims
-    sent earlier through ``POST /v1/history``. Every score is recorded in the audit trail (one
-    transaction per request) before the response is sent; ``score_id`` finds the record."""
+    Each balance is scored on its own claim and transactions plus what the patient's other
+    claims, sent earlier through ``POST /v1/history``, add as of its date. Every score is
+    recorded in the audit trail (one transaction per request) before the response is sent;
+    ``score_id`` finds the record."""
     timings = ScoringTimings()
     started = time.perf_counter()
     body = parse_json_body(raw, ScoreRequest, settings.max_batch_items)
     timings.add("parse", started)
     inputs = score_inputs(body, key, today)
     started = time.perf_counter()
-    patients = sorted({item.claim.patient_key for item in inputs})
-    stored = load_stored(history.engine, patients)
+    others = other_claims_totals(
+        history.engine, [(i.claim.patient_key, i.claim.claim_id, i.as_of) for i in inputs]
+    )
     timings.add("history", started)
     try:
-        scored = scorer.score(inputs, stored, body.reasons, timings)
+        scored = scorer.score(inputs, others, body.reasons, timings)
     except NotScorable as error:
         raise not_scorable(error) from None
     loaded = scorer.loaded

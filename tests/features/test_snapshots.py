@@ -202,3 +202,36 @@ def test_build_snapshots_other_claims_later_events_are_invisible():
     after = build_snapshots(_patient_history(later), as_of, data_end=DATA_END)
     cols = [c for c in before.columns if c.startswith("patient_")]
     pd.testing.assert_frame_equal(before[cols], after[cols])
+
+
+def test_build_snapshots_money_is_exact_to_the_cent():
+    """Money is summed in integer cents: no float residue (100.10 - 50.05 - 50.04 is 0.01, not
+    0.00999999999999801), so a client rounding to cents sees the values the model saw."""
+    claims = [claim_row("C1", total_charge="100.10", expected_amount=None)]
+    transactions = [
+        tx_row("C1", "2025-02-10", "payment", "50.05", party="payer"),
+        tx_row("C1", "2025-02-11", "payment", "50.04", party="payer"),
+    ]
+    snapshots = build_snapshots(make_history(claims, transactions), [pd.Timestamp("2025-03-01")])
+    row = _one(snapshots, "C1", "2025-03-01")
+    assert row["paid_to_date"] == 100.09
+    assert row["open_balance"] == row["payer_balance"] == row["collectible_balance"] == 0.01
+    assert row["patient_balance"] == 0.0
+
+
+def test_build_snapshots_every_money_value_is_whole_cents():
+    from features.history import validate_history
+    from features.snapshots import MONEY_COLUMNS
+    from tests.factories import TEST_KEY
+    from training.synthetic import GeneratorConfig, generate_history
+
+    claims, transactions = generate_history(GeneratorConfig(n_claims=3000, seed=5, months=10))
+    history = validate_history(claims, transactions, TEST_KEY)
+    end = history.transactions["date"].max()
+    snapshots = build_snapshots(history, [end - pd.Timedelta(days=d) for d in (120, 60, 0)])
+    assert len(snapshots) > 1000
+    for name in MONEY_COLUMNS:
+        values = snapshots[name].to_numpy(dtype="float64", na_value=np.nan)
+        values = values[~np.isnan(values)]
+        assert len(values) > 0, name
+        np.testing.assert_array_equal(np.round(values * 100) / 100, values, err_msg=name)

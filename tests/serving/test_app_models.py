@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from features import FEATURE_SET_VERSION
 from features.model import METADATA_FILE, artifact_sha256
 from serving.loader import ModelLoadError, load_directory, load_model, saved_model_directory
 from serving.model_sync import ModelWatcher, publish
@@ -122,7 +123,8 @@ def test_loader_other_feature_set_version_refuses(tmp_path, model_dirs):
     metadata = json.loads((copy / METADATA_FILE).read_text())
     metadata["feature_set_version"] = "0"
     (copy / METADATA_FILE).write_text(json.dumps(metadata))
-    with pytest.raises(ModelLoadError, match="built for feature set '0'.*computes feature set '1'"):
+    expected = f"built for feature set '0'.*computes feature set '{FEATURE_SET_VERSION}'"
+    with pytest.raises(ModelLoadError, match=expected):
         load_directory(copy, now=NOW)
 
 
@@ -147,7 +149,7 @@ def test_models_current_reports_the_resolved_champion(registry_app, registry):
         registry.versions[0],
         "champion",
     )
-    assert body["feature_set_version"] == "1" and len(body["artifact_sha256"]) == 64
+    assert body["feature_set_version"] == FEATURE_SET_VERSION and len(body["artifact_sha256"]) == 64
     assert registry_app.client.get("/v1/models/current").status_code == 401
 
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 
-from serving import audit, history_store, keys
+from serving import audit, history_ledger, history_store, keys
 from serving.db import (
     alembic_config,
     current_revision,
@@ -30,6 +30,7 @@ ARSCORE_TABLES = {
     "api_keys",
     "history_claims",
     "history_transactions",
+    "history_patient_ledger",
 }
 
 
@@ -43,9 +44,11 @@ def test_migrations_upgrade_fresh_database_creates_tables_at_head(db_url):
     upgrade(engine)
 
     assert set(sa.inspect(engine).get_table_names()) >= ARSCORE_TABLES
-    assert current_revision(engine) == head_revision() == "0004"
+    assert current_revision(engine) == head_revision() == "0005"
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("history_transactions")}
-    assert "history_transactions_covering" in indexes
+    assert "history_transactions_covering" not in indexes  # dropped by 0005
+    ledger = {i["name"] for i in sa.inspect(engine).get_indexes("history_patient_ledger")}
+    assert ledger == {"history_patient_ledger_patient", "history_patient_ledger_claim"}
     engine.dispose()
 
 
@@ -125,6 +128,7 @@ def test_migrations_shipped_as_package_resources_are_found():
         (keys.api_keys, keys),
         (history_store.history_claims, history_store),
         (history_store.history_transactions, history_store),
+        (history_ledger.history_patient_ledger, history_ledger),
     ],
     ids=lambda value: getattr(value, "name", ""),
 )

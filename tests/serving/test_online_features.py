@@ -16,9 +16,10 @@ from serving.online_features import (
     ClaimRecord,
     EventRecord,
     FeatureRows,
+    OtherClaims,
     aging_bucket,
     claim_snapshot,
-    online_history,
+    other_claims,
     records_from_frames,
 )
 from tests.factories import TEST_KEY
@@ -29,7 +30,7 @@ CARCS = ("45", "16", "29", "50", "97", "1", "2", "3", None)
 
 def adversarial_history(n_patients: int, seed: int) -> History:
     """Patients with a few claims whose events crowd onto the same days, amounts of every size
-    (so compensated sums differ from naive ones), missing values and every event kind."""
+    (so float sums would differ from exact ones), missing values and every event kind."""
     rng = np.random.default_rng(seed)
     claims, transactions = [], []
     for patient in range(n_patients):
@@ -90,25 +91,39 @@ def synthetic_history(n_claims: int, seed: int) -> History:
     return validate_history(claims, transactions, TEST_KEY)
 
 
-def online_snapshots(history: History, as_of_dates: list[pd.Timestamp]) -> dict[tuple, dict]:
-    """Every (claim_id, as_of) snapshot the online path gives over the same history."""
-    claims, events = records_from_frames(history.claims, history.transactions)
-    by_patient: dict[str, list[ClaimRecord]] = {}
+def by_patient(
+    claims: list[ClaimRecord], events: list[EventRecord]
+) -> tuple[dict[str, list[ClaimRecord]], dict[str, list[EventRecord]]]:
+    """Claims and events grouped by patient key, order kept."""
+    claims_of: dict[str, list[ClaimRecord]] = {}
     for claim in claims:
-        by_patient.setdefault(claim.patient_key, []).append(claim)
+        claims_of.setdefault(claim.patient_key, []).append(claim)
     patient_of = {c.claim_id: c.patient_key for c in claims}
-    events_by_patient: dict[str, list[EventRecord]] = {}
+    events_of: dict[str, list[EventRecord]] = {}
     for event in events:
-        events_by_patient.setdefault(patient_of[event.claim_id], []).append(event)
+        events_of.setdefault(patient_of[event.claim_id], []).append(event)
+    return claims_of, events_of
+
+
+def online_snapshots(history: History, as_of_dates: list[pd.Timestamp]) -> dict[tuple, dict]:
+    """Every (claim_id, as_of) snapshot the online path gives over the same history: each claim
+    on its own events, the patient's other claims through ``other_claims``."""
+    claims, events = records_from_frames(history.claims, history.transactions)
+    claims_of, events_of = by_patient(claims, events)
+    own: dict[str, list[EventRecord]] = {}
+    for event in events:
+        own.setdefault(event.claim_id, []).append(event)
     found = {}
     for as_of in as_of_dates:
+        day = as_of.date()
         for claim in claims:
             patient = claim.patient_key
-            snap = claim_snapshot(
-                claim, by_patient[patient], events_by_patient.get(patient, []), as_of.date()
+            others = other_claims(
+                claim.claim_id, claims_of[patient], events_of.get(patient, []), day
             )
+            snap = claim_snapshot(claim, own.get(claim.claim_id, []), others, day)
             if snap is not None:
-                found[(claim.claim_id, as_of.date())] = snap
+                found[(claim.claim_id, day)] = snap
     return found
 
 
@@ -149,35 +164,63 @@ def test_claim_snapshot_synthetic_history_equals_build_snapshots():
     assert_same_values(expected, online_snapshots(history, as_of_dates))
 
 
-def test_claim_snapshot_item_first_order_equals_build_snapshots():
-    """The exact history the server scores: the item, then the patient's other stored claims."""
+def test_claim_snapshot_request_transactions_in_any_order_equal_build_snapshots():
+    """A request sends a claim's transactions in its own order, and they stand in for whatever
+    is stored for that claim: the history build_snapshots sees holds them in that order."""
     history = adversarial_history(n_patients=60, seed=9)
     claims, events = records_from_frames(history.claims, history.transactions)
+    claims_of, events_of = by_patient(claims, events)
+    rng = np.random.default_rng(9)
     compared = 0
     for claim in claims[::3]:
-        stored = [c for c in claims if c.patient_key == claim.patient_key]
-        own = [e for e in events if e.claim_id == claim.claim_id]
-        order_claims, order_events = online_history(claim, own, stored, events)
-        frame_claims = pd.concat(
-            [history.claims[history.claims["claim_id"] == c.claim_id] for c in order_claims]
+        own_rows = np.flatnonzero((history.transactions["claim_id"] == claim.claim_id).to_numpy())
+        own_rows = own_rows[rng.permutation(len(own_rows))]
+        own = [events[i] for i in own_rows]
+        frame_transactions = pd.concat(
+            [
+                history.transactions.iloc[own_rows],
+                history.transactions[history.transactions["claim_id"] != claim.claim_id],
+            ]
         )
-        transaction_rows = [
-            (history.transactions["claim_id"] == c.claim_id).to_numpy() for c in order_claims
-        ]
-        frame_transactions = pd.concat([history.transactions[rows] for rows in transaction_rows])
         as_of = pd.Timestamp(claim.billed_date) + pd.Timedelta(days=30)
         expected = build_snapshots(
-            History(frame_claims, frame_transactions),
+            History(history.claims, frame_transactions),
             [as_of],
             labels=None,
             claim_ids=[claim.claim_id],
         )
-        found = claim_snapshot(claim, order_claims, order_events, as_of.date())
+        stored_events = events_of.get(claim.patient_key, [])
+        others = other_claims(
+            claim.claim_id, claims_of[claim.patient_key], stored_events, as_of.date()
+        )
+        found = claim_snapshot(claim, own, others, as_of.date())
         assert_same_values(
             expected, {} if found is None else {(claim.claim_id, as_of.date()): found}
         )
         compared += len(expected)
     assert compared > 10
+
+
+def test_other_claims_leave_out_the_claim_itself_and_the_future():
+    day = dt.date(2025, 3, 1)
+    claim = ClaimRecord("C1", "pk", "X1", "self_pay", "professional", "11", day, day, 100.0)
+    other = claim._replace(claim_id="C2", total_charge=40.25)
+    later = claim._replace(claim_id="C3", billed_date=day + dt.timedelta(days=1))
+    events = [
+        EventRecord("C1", day, "payment", 10.0, "patient"),
+        EventRecord("C2", day, "payment", 5.5, "patient"),
+        EventRecord("C2", day, "adjustment", 2.0, reason="bad_debt"),
+        EventRecord("C2", day + dt.timedelta(days=1), "payment", 7.0, "patient"),
+        EventRecord("C3", day, "transfer", 3.0, "payer"),
+    ]
+    assert other_claims("C1", [claim, other, later], events, day) == OtherClaims(
+        billed=1,
+        patient_paid_cents=550,
+        to_patient_cents=4025 - 300,
+        bad_debts=1,
+        last_patient_payment=day,
+    )
+    assert other_claims("C1", [claim], events, day) == OtherClaims()
 
 
 def test_feature_rows_equal_pipeline_transform():

@@ -12,11 +12,15 @@ import pytest
 
 from features.history import History
 from features.snapshots import build_snapshots
-from serving.history_store import HistoryStore
 from serving.loader import LoadedModel
-from serving.online_features import ClaimRecord, EventRecord, online_history, records_from_frames
+from serving.online_features import (
+    ClaimRecord,
+    EventRecord,
+    OtherClaims,
+    other_claims,
+    records_from_frames,
+)
 from serving.scorer import NotScorable, ScoreInput, Scorer, to_cents
-from serving.stored_history import load_stored
 from tests.model_factory import fit_small_model, labelled_snapshots, small_history
 
 AS_OF = pd.Timestamp("2026-06-30")
@@ -59,15 +63,18 @@ def _by_patient(claims, events):
     return patients
 
 
-def _offline_frames(history: History, claim: ClaimRecord, stored) -> History:
-    """The online history of one item as frames: the item, then the patient's other claims."""
-    order_claims, _ = online_history(claim, (), *stored)
-    claims = pd.concat(
-        [history.claims[history.claims["claim_id"] == c.claim_id] for c in order_claims]
-    )
-    transactions = pd.concat(
-        [history.transactions[history.transactions["claim_id"] == c.claim_id] for c in order_claims]
-    )
+def _others(inputs: list[ScoreInput], patients) -> list[OtherClaims]:
+    """What each item's patient's other stored claims add as of its date."""
+    return [
+        other_claims(i.claim.claim_id, *patients.get(i.claim.patient_key, ([], [])), i.as_of)
+        for i in inputs
+    ]
+
+
+def _offline_frames(history: History, claim: ClaimRecord) -> History:
+    """The history of one item's patient as frames: the item and the patient's other claims."""
+    claims = history.claims[history.claims["patient_key"] == claim.patient_key]
+    transactions = history.transactions[history.transactions["claim_id"].isin(claims["claim_id"])]
     return History(claims, transactions)
 
 
@@ -84,9 +91,9 @@ def test_scorer_scores_equal_collectibility_model_score_on_build_snapshots(score
         )
         for c in chosen
     ]
-    scored = scorer.score(inputs, patients, with_reasons=True)
+    scored = scorer.score(inputs, _others(inputs, patients), with_reasons=True)
     for claim, found in zip(chosen, scored, strict=True):
-        frames = _offline_frames(history, claim, patients[claim.patient_key])
+        frames = _offline_frames(history, claim)
         snaps = build_snapshots(frames, [AS_OF], labels=None, claim_ids=[claim.claim_id])
         offline = model.score(snaps).iloc[0]
         assert found.claim_id == claim.claim_id
@@ -110,7 +117,7 @@ def test_scorer_contributions_plus_bias_equal_raw_score(scorer, model, records):
         ScoreInput(by_id[cid], tuple(e for e in events if e.claim_id == cid), AS_OF.date())
         for cid in snaps["claim_id"]
     ]
-    scored = scorer.score(inputs, patients, with_reasons=True)
+    scored = scorer.score(inputs, _others(inputs, patients), with_reasons=True)
     raw = model.raw_score(model.features(snaps))
     for found, margin in zip(scored, raw, strict=True):
         assert len(found.contributions) == len(model.pipeline.feature_names_) + 1
@@ -127,7 +134,9 @@ def test_scorer_without_reasons_has_no_contributions(scorer, records):
     history, claims, events = records
     claim_id = build_snapshots(history, [AS_OF], labels=None)["claim_id"].iloc[0]
     claim = next(c for c in claims if c.claim_id == claim_id)
-    (found,) = scorer.score([ScoreInput(claim, (), AS_OF.date())], {}, with_reasons=False)
+    (found,) = scorer.score(
+        [ScoreInput(claim, (), AS_OF.date())], [OtherClaims()], with_reasons=False
+    )
     assert found.reasons == [] and found.contributions is None
 
 
@@ -144,7 +153,9 @@ def test_scorer_claim_billed_after_as_of_not_scorable(scorer):
         100.0,
     )
     with pytest.raises(NotScorable) as caught:
-        scorer.score([ScoreInput(claim, (), dt.date(2026, 6, 30))], {}, with_reasons=True)
+        scorer.score(
+            [ScoreInput(claim, (), dt.date(2026, 6, 30))], [OtherClaims()], with_reasons=True
+        )
     assert caught.value.problems == [(0, "a claim billed on or before as_of 2026-06-30")]
 
 
@@ -177,7 +188,7 @@ def test_scorer_paid_claim_not_scorable_names_only_that_item(scorer):
         ScoreInput(claim, paid, dt.date(2026, 6, 30)),
     ]
     with pytest.raises(NotScorable) as caught:
-        scorer.score(inputs, {}, with_reasons=False)
+        scorer.score(inputs, [OtherClaims()] * 2, with_reasons=False)
     assert [p[0] for p in caught.value.problems] == [1]
 
 
@@ -198,24 +209,9 @@ def test_scorer_risk_band_follows_cut_points(scorer, records):
     scored = []
     for item in inputs:
         try:
-            scored += scorer.score([item], patients, with_reasons=False)
+            scored += scorer.score([item], _others([item], patients), with_reasons=False)
         except NotScorable:
             continue
     expected = {0: "very_low", 1: "low", 2: "medium", 3: "high"}
     for found in scored:
         assert found.risk_band == expected[sum(found.probability >= c for c in (0.2, 0.5, 0.8))]
-
-
-def test_load_stored_equals_history_store_load(db_engine, records):
-    history, _, _ = records
-    some = history.claims[history.claims["patient_key"].isin(history.claims["patient_key"][:60])]
-    store = HistoryStore(db_engine)
-    store.upsert(
-        some, history.transactions[history.transactions["claim_id"].isin(some["claim_id"])]
-    )
-    keys = sorted(set(some["patient_key"]))
-    loaded = store.load(patient_keys=keys)
-    claims, events = records_from_frames(loaded.claims, loaded.transactions)
-    expected = _by_patient(claims, events)
-    assert load_stored(db_engine, keys) == expected
-    assert load_stored(db_engine, ["pk_nobody"]) == {}

@@ -279,6 +279,38 @@ def _unavailable(action: str, exc: BaseException) -> AuditUnavailable:
     return AuditUnavailable(f"audit store unavailable while {action}: {reason}")
 
 
+class _DriverInsert:
+    """An INSERT of many rows through the driver's own cursor, with SQLAlchemy's SQL text and
+    bind processing for the dialect (SQLite's DATETIME text, say). SQLAlchemy's own executemany
+    builds and processes a parameter dict per row: about as much CPU again as the driver's
+    insert, for a 1,000-score batch."""
+
+    def __init__(self, table: sa.Table, engine: Engine):
+        compiled = sa.insert(table).compile(dialect=engine.dialect)
+        self.sql = compiled.string
+        self.names = list(compiled.positiontup or [c.name for c in table.columns])
+        self.positional = compiled.positiontup is not None
+        self.processors = {
+            c.name: processor
+            for c in table.columns
+            if (processor := c.type.bind_processor(engine.dialect)) is not None
+        }
+
+    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert the rows (dicts by column name) in the connection's transaction."""
+        processors = self.processors
+        values: list[Any] = []
+        for row in rows:
+            if processors:
+                row = {**row, **{name: fn(row[name]) for name, fn in processors.items()}}
+            values.append(tuple(row[n] for n in self.names) if self.positional else row)
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(self.sql, values)
+        finally:
+            cursor.close()
+
+
 class AuditStore:
     """Append-only, tamper-evident audit trail on SQLite or PostgreSQL."""
 
@@ -287,8 +319,11 @@ class AuditStore:
         self.clock = clock
         self._db_errors: tuple[type[BaseException], ...] = (SQLAlchemyError,)
         dbapi = getattr(engine.dialect, "loaded_dbapi", None)
+        self._integrity_errors: tuple[type[BaseException], ...] = (IntegrityError,)
         if dbapi is not None:
             self._db_errors += (dbapi.Error,)
+            self._integrity_errors += (dbapi.IntegrityError,)
+        self._insert = _DriverInsert(audit_records, engine)
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -307,8 +342,8 @@ class AuditStore:
         try:
             with write_transaction(self.engine) as connection:
                 return self._append_locked(connection, prepared)
-        except IntegrityError as exc:
-            if "score_id" in str(exc.orig):
+        except self._integrity_errors as exc:
+            if "score_id" in str(getattr(exc, "orig", exc)):
                 raise DuplicateScoreId("a score_id of this batch is already recorded") from exc
             raise _unavailable("appending", exc) from exc
         except self._db_errors as exc:
@@ -334,7 +369,7 @@ class AuditStore:
             record["record_hash"] = prev_hash = _chained_hash(record, stamp, payload_text)
             records.append(AuditRecord(**record))
             rows.append({**record, "payload": payload_text.decode("utf-8")})
-        connection.execute(sa.insert(audit_records), rows)
+        self._insert.execute(connection, rows)
         connection.execute(
             sa.update(audit_chain_head)
             .where(audit_chain_head.c.id == 1)

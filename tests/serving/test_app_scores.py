@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import pytest
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from features.snapshots import build_snapshots
 from serving.deps import today
 from serving.logging import JsonFormatter
+from serving.schemas import ScoreResponse
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
     AS_OF,
     app_settings,
@@ -68,6 +70,14 @@ def test_scores_synthetic_claims_match_offline_model(running_app, raw_history, t
         assert score["as_of"] == AS_OF.date().isoformat()
         assert 1 <= len(score["reasons"]) <= 4
     assert audit_count(app) == len(ids)
+    assert_is_a_score_response(response.content)
+
+
+def assert_is_a_score_response(content: bytes) -> None:
+    """The answer (written by orjson) is exactly what pydantic makes of it as a ScoreResponse:
+    same keys at every level, no extras, the documented types."""
+    parsed = json.loads(content)
+    assert ScoreResponse.model_validate_json(content).model_dump(mode="json") == parsed
 
 
 def test_scores_reasons_are_the_largest_recorded_contributions(
@@ -98,7 +108,9 @@ def test_scores_reasons_are_the_largest_recorded_contributions(
 def test_scores_without_reasons_have_none_and_audit_has_no_contributions(sqlite_app, raw_history):
     app = sqlite_app
     items = [score_item(raw_history, c) for c in open_claim_ids(raw_history)[:3]]
-    scores = post_scores(app, items, reasons=False).json()["scores"]
+    response = post_scores(app, items, reasons=False)
+    assert_is_a_score_response(response.content)
+    scores = response.json()["scores"]
     assert all(s["reasons"] == [] for s in scores)
     record = app.app.state.audit.get(scores[0]["score_id"])
     assert "contributions" not in record.payload

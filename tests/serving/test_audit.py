@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,7 @@ from serving.audit import (
     AuditStore,
     AuditUnavailable,
     DuplicateScoreId,
+    new_score_ids,
     record_hash,
 )
 from serving.db import is_sqlite, make_engine, upgrade
@@ -162,6 +164,20 @@ def test_append_batch_of_1000_uses_one_insert_statement(db_engine, monkeypatch):
     assert len(records) == 1000 and count_records(db_engine) == 1000
     assert batches == [1000]
     assert store.verify().ok
+
+
+def test_append_stores_created_at_as_sqlalchemy_writes_it(db_engine):
+    """The driver-level insert keeps SQLAlchemy's storage format (on SQLite, DATETIME text
+    without an offset, not sqlite3's own adapter's), so stored times compare and sort alike."""
+    clock = FakeClock(datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    store = AuditStore(db_engine, clock=clock)
+    store.append([score_entry(1)])
+    with db_engine.connect() as connection:
+        raw = connection.exec_driver_sql("SELECT created_at FROM audit_records").scalar_one()
+    if db_engine.dialect.name == "sqlite":
+        assert raw == "2025-03-01 12:00:00.123456"
+    else:
+        assert raw == clock.now
 
 
 def test_append_payload_values_normalized_to_json(db_engine):
@@ -704,3 +720,12 @@ def test_cli_audit_purge_uses_retention_from_settings(cli, db_engine, clock, mon
     assert result.exit_code == 0, result.output
     assert "purged 6 records" in result.output
     assert store.verify().ok
+
+
+def test_new_score_ids_are_distinct_version_4_uuids():
+    ids = new_score_ids(5000)
+    assert len(set(ids)) == 5000
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    assert new_score_ids(0) == []

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 
 from features.pseudonym import pseudonymize_one
-from serving.audit import AuditEntry, AuditRecord, AuditUnavailable
+from serving.audit import AuditEntry, AuditUnavailable
 from serving.deps import (
     AuditDep,
     HistoryDep,
@@ -185,14 +185,14 @@ def audit_entry(
 
 
 def score_json(
-    scored: ScoredClaim, recommendation: dict[str, Any], record: AuditRecord, model: dict[str, Any]
+    scored: ScoredClaim, recommendation: dict[str, Any], score_id: str, model: dict[str, Any]
 ) -> dict[str, Any]:
     """The response item of one score, as JSON-ready values in the shape of ``ScoreOut``
     (``tests/serving/test_app_scores.py`` validates the answer against the model). A 1,000-claim
     answer is written by orjson: building and serializing 1,000 ``ScoreOut`` cost as much as
     scoring them."""
     return {
-        "score_id": record.score_id,
+        "score_id": score_id,
         "claim_id": scored.claim_id,
         "as_of": scored.as_of,
         "probability_collected": scored.probability,
@@ -265,7 +265,7 @@ def create_scores(
     ]
     try:
         with audit_lock:
-            records = audit.append(entries)
+            score_ids = audit.append_ids(entries)
     except AuditUnavailable:
         metrics.audit_unavailable.inc()
         raise
@@ -273,5 +273,7 @@ def create_scores(
     metrics.observe_stages(timings.seconds)
     metrics.count_scores(s.risk_band for s in scored)
     model = {"name": loaded.name, "version": loaded.version, "alias": loaded.alias}
-    scores = [score_json(s, d, r, model) for s, d, r in zip(scored, decided, records, strict=True)]
+    scores = [
+        score_json(s, d, i, model) for s, d, i in zip(scored, decided, score_ids, strict=True)
+    ]
     return Response(orjson.dumps({"scores": scores}), media_type="application/json")

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -352,7 +353,7 @@ def test_guard_update_and_delete_through_sql_refused(db_engine):
 def test_audit_store_public_api_has_no_update_or_delete():
     public = {name for name in dir(AuditStore) if not name.startswith("_")}
 
-    assert public == {"append", "get", "verify", "export", "purge_expired"}
+    assert public == {"append", "append_ids", "get", "verify", "export", "purge_expired"}
 
 
 # --- concurrency -----------------------------------------------------------------------------
@@ -729,3 +730,16 @@ def test_new_score_ids_are_distinct_version_4_uuids():
         parsed = uuid.UUID(value)
         assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
     assert new_score_ids(0) == []
+
+
+def test_append_ids_records_like_append_and_returns_the_score_ids_in_order(db_engine):
+    store = AuditStore(db_engine)
+    entries = [score_entry(i) for i in range(5)]
+    entries[2] = replace(entries[2], score_id="chosen-id")
+    ids = store.append_ids(entries)
+    assert len(ids) == 5 and ids[2] == "chosen-id"
+    for score_id, entry in zip(ids, entries, strict=True):
+        stored = store.get(score_id)
+        assert stored.claim_id == entry.claim_id and stored.payload == entry.payload
+    assert [r.score_id for r in appended(store, 3)] != ids[:3]
+    assert store.verify().ok and store.verify().n_records == 8

@@ -28,7 +28,7 @@ from features.history import History
 AGING_EDGES = (30, 60, 90, 120)
 AGING_BUCKETS = ("0-30", "31-60", "61-90", "91-120", "120+")
 OPEN_BALANCE_EPSILON = 0.005
-_EPSILON_CENTS = OPEN_BALANCE_EPSILON * 100
+OPEN_BALANCE_EPSILON_CENTS = OPEN_BALANCE_EPSILON * 100
 CLAIM_COLUMNS_KEPT = (
     "claim_id",
     "patient_key",
@@ -133,7 +133,7 @@ def _derive(snap: pd.DataFrame) -> pd.DataFrame:
     snap["patient_balance"] = owed_by_patient.clip(lower=0).clip(upper=snap["open_balance"].clip(0))
     snap["payer_balance"] = (snap["open_balance"] - snap["patient_balance"]).clip(lower=0)
     snap["responsibility"] = pd.Series(
-        np.where(snap["payer_balance"] > _EPSILON_CENTS, "payer", "patient"),
+        np.where(snap["payer_balance"] > OPEN_BALANCE_EPSILON_CENTS, "payer", "patient"),
         index=snap.index,
         dtype="string",
     )
@@ -173,7 +173,7 @@ def _patient_history(
     snap["patient_prior_claims"] = snap["patient_key"].map(known).fillna(1).astype("float64") - 1
     snap["patient_prior_patient_balance"] = owed_other.clip(lower=0)
     snap["patient_prior_share_paid"] = (
-        paid_other / owed_other.where(owed_other > _EPSILON_CENTS)
+        paid_other / owed_other.where(owed_other > OPEN_BALANCE_EPSILON_CENTS)
     ).clip(0, 1)
     snap["patient_prior_bad_debts"] = snap["pt_bad_debts"] - snap["bad_debts"]
     snap["patient_days_since_last_payment"] = _days(snap["as_of"], snap["pt_last_payment_date"])
@@ -241,7 +241,7 @@ def build_snapshots(
         snap = _as_of_join(grid, timeline, "claim_id", "as_of")
         snap[list(CUMULATIVE)] = snap[list(CUMULATIVE)].fillna(0)
         snap = _derive(snap)
-        snap = snap[snap["open_balance"] > _EPSILON_CENTS]
+        snap = snap[snap["open_balance"] > OPEN_BALANCE_EPSILON_CENTS]
         snap = _patient_history(snap, patient_timeline, known)
         if labels is not None:
             snap = _labels(snap.reset_index(drop=True), timeline, labels, data_end)

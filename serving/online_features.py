@@ -23,11 +23,15 @@ import pandas as pd
 
 from features.events import AMOUNT_TOTALS, COUNT_TOTALS, PATIENT_SIDE_ADJUSTMENTS
 from features.pipeline import FeaturePipeline
-from features.snapshots import AGING_BUCKETS, AGING_EDGES, MONEY_COLUMNS, OPEN_BALANCE_EPSILON
+from features.snapshots import (
+    AGING_BUCKETS,
+    AGING_EDGES,
+    MONEY_COLUMNS,
+    OPEN_BALANCE_EPSILON_CENTS,
+)
 
 NAN = math.nan
 _COUNT_INDEX = {name: position for position, name in enumerate(COUNT_TOTALS)}
-_EPSILON_CENTS = OPEN_BALANCE_EPSILON * 100
 _MONEY_COLUMNS = [name for name in MONEY_COLUMNS if name != "recovered_amount"]  # no labels
 
 
@@ -312,7 +316,7 @@ def _derive(snap: dict[str, Any], as_of: date) -> None:
         open_balance=open_balance,
         patient_balance=patient_balance,
         payer_balance=payer_balance,
-        responsibility="payer" if payer_balance > _EPSILON_CENTS else "patient",
+        responsibility="payer" if payer_balance > OPEN_BALANCE_EPSILON_CENTS else "patient",
         adjudicated=adjudicated,
         collectible_balance=_clip(collectible, lower=0),
         days_since_service=_days(as_of, snap["service_date"]),
@@ -329,7 +333,9 @@ def _derive(snap: dict[str, Any], as_of: date) -> None:
 def _patient_history(snap: dict[str, Any], others: OtherClaims, own_last: date | None) -> None:
     """The patient's other claims as known at the as-of date (``_patient_history``)."""
     owed_other = others.to_patient_cents
-    share = others.patient_paid_cents / owed_other if owed_other > _EPSILON_CENTS else NAN
+    share = (
+        others.patient_paid_cents / owed_other if owed_other > OPEN_BALANCE_EPSILON_CENTS else NAN
+    )
     last = others.last_patient_payment
     if own_last is not None and (last is None or own_last > last):
         last = own_last
@@ -379,7 +385,7 @@ def claim_snapshot(
     snap.update(_claim_state(_own_events(claim, transactions, as_of)))
     own_last = snap.pop("_last_patient_payment")
     _derive(snap, as_of)
-    if not snap["open_balance"] > _EPSILON_CENTS:
+    if not snap["open_balance"] > OPEN_BALANCE_EPSILON_CENTS:
         return None
     _patient_history(snap, others, own_last)
     _in_dollars(snap)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -723,13 +724,25 @@ def test_cli_audit_purge_uses_retention_from_settings(cli, db_engine, clock, mon
     assert store.verify().ok
 
 
-def test_new_score_ids_are_distinct_version_4_uuids():
+def test_new_score_ids_are_distinct_time_ordered_version_7_uuids():
+    before_ms = time.time_ns() // 1_000_000
     ids = new_score_ids(5000)
+    after_ms = time.time_ns() // 1_000_000
     assert len(set(ids)) == 5000
     for value in ids:
         parsed = uuid.UUID(value)
-        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.hex == value and parsed.version == 7 and parsed.variant == uuid.RFC_4122
+        assert before_ms <= int(value[:12], 16) <= after_ms  # unix milliseconds, RFC 9562
     assert new_score_ids(0) == []
+
+
+def test_later_score_ids_sort_after_earlier_ones():
+    """Time-ordered ids go to the end of the score_id index, not to random pages of it."""
+    now_ns = 1_790_000_000_123_456_789
+    earlier = new_score_ids(300, now_ns=now_ns)
+    later = new_score_ids(300, now_ns=now_ns + 1_000_000)  # one millisecond on
+    assert max(earlier) < min(later)
+    assert {value[:12] for value in earlier} == {f"{now_ns // 1_000_000:012x}"}
 
 
 def test_append_ids_records_like_append_and_returns_the_score_ids_in_order(db_engine):

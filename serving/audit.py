@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import operator
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -167,6 +168,7 @@ class VerifyReport:
 
 HASHED_FIELDS = tuple(f.name for f in fields(AuditRecord) if f.name != "record_hash")
 EXPORT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
+_hashed_values = operator.itemgetter(*HASHED_FIELDS)
 
 
 _CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -204,7 +206,7 @@ def record_hash(record: dict[str, Any]) -> str:
 def _chained_hash(record: dict[str, Any], created_at: str, payload_text: bytes) -> str:
     """``record_hash`` with the payload's canonical text given (an append makes it once) and
     embedded as is: the canonical JSON of the record has the payload's own canonical text."""
-    hashed = {name: record[name] for name in HASHED_FIELDS}
+    hashed = dict(zip(HASHED_FIELDS, _hashed_values(record), strict=True))
     hashed["created_at"] = created_at
     hashed["payload"] = orjson.Fragment(payload_text)
     return hashlib.sha256(orjson.dumps(hashed, option=_CANONICAL_OPTIONS)).hexdigest()
@@ -320,26 +322,43 @@ class _DriverInsert:
             for c in table.columns
             if (processor := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
+        self.getter = operator.itemgetter(*self.names)
+        self.processed_positions = [
+            (position, name) for position, name in enumerate(self.names) if name in self.processors
+        ]
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Insert the rows (dicts by column name) in the connection's transaction."""
-        processors = self.processors
-        processed: dict[tuple[str, Any], Any] = {}  # a batch shares its created_at
-        values: list[Any] = []
-        for row in rows:
-            if processors:
-                row = dict(row)
-                for name, process in processors.items():
-                    key = (name, row[name])
-                    if key not in processed:
-                        processed[key] = process(row[name])
-                    row[name] = processed[key]
-            values.append(tuple(row[n] for n in self.names) if self.positional else row)
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(self.sql, values)
+            cursor.executemany(self.sql, self._parameters(rows))
         finally:
             cursor.close()
+
+    def _parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
+        """The driver's parameters: a tuple per row in the statement's order (named drivers: a
+        dict), bind-processed; a batch shares its created_at, so each distinct value of a
+        processed column is processed once."""
+        processors = self.processors
+        processed: dict[tuple[str, Any], Any] = {}
+
+        def bound(name: str, value: Any) -> Any:
+            key = (name, value)
+            if key not in processed:
+                processed[key] = processors[name](value)
+            return processed[key]
+
+        if not self.positional:
+            if not processors:
+                return rows
+            return [{**row, **{n: bound(n, row[n]) for n in processors}} for row in rows]
+        values = list(map(self.getter, rows))
+        for position, name in self.processed_positions:
+            for i, row_values in enumerate(values):
+                row_values = list(row_values)
+                row_values[position] = bound(name, row_values[position])
+                values[i] = row_values
+        return values
 
 
 class AuditStore:

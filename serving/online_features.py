@@ -13,26 +13,23 @@ cents on both paths, so sums are exact and their order does not matter. Parity i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from datetime import date
-from operator import attrgetter
+from itertools import chain
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from features.events import AMOUNT_TOTALS, COUNT_TOTALS, PATIENT_SIDE_ADJUSTMENTS
+from features.events import AMOUNT_TOTALS, COUNT_TOTALS
 from features.pipeline import FeaturePipeline
-from features.snapshots import (
-    AGING_BUCKETS,
-    AGING_EDGES,
-    MONEY_COLUMNS,
-    OPEN_BALANCE_EPSILON_CENTS,
-)
+from features.snapshots import AGING_BUCKETS, AGING_EDGES, OPEN_BALANCE_EPSILON_CENTS
+from serving._claim_state import own_totals
 
 NAN = math.nan
-_COUNT_INDEX = {name: position for position, name in enumerate(COUNT_TOTALS)}
-_MONEY_COLUMNS = [name for name in MONEY_COLUMNS if name != "recovered_amount"]  # no labels
+_OLDEST_BUCKET = AGING_BUCKETS[-1]
 
 
 class ClaimRecord(NamedTuple):
@@ -65,6 +62,48 @@ class EventRecord(NamedTuple):
     carc_code: str | None = None
     rarc_code: str | None = None
     reason: str | None = None
+
+
+# A snapshot's keys, in order: the claim, its as-of date, its running state, what ``_derive``
+# adds, then the patient's other claims. ``claim_snapshot`` copies this dict and stores every
+# value: the copy is presized, where a dict built key by key grows (65 keys: ~2x the cost).
+_SNAPSHOT: dict[str, Any] = dict.fromkeys(
+    (
+        *ClaimRecord._fields,
+        "as_of",
+        "last_carc_code",
+        "last_carc_group",
+        "last_payment_date",
+        "last_statement_date",
+        "last_denial_date",
+        "first_statement_date",
+        *AMOUNT_TOTALS,
+        *COUNT_TOTALS,
+        "paid_to_date",
+        "adjusted_to_date",
+        "open_balance",
+        "patient_balance",
+        "payer_balance",
+        "responsibility",
+        "adjudicated",
+        "collectible_balance",
+        "days_since_service",
+        "days_since_billed",
+        "aging_bucket",
+        "days_since_last_payment",
+        "days_since_last_statement",
+        "days_since_last_denial",
+        "days_since_first_statement",
+        "appeal_open",
+        "dispute_open",
+        "fap_pending",
+        "patient_prior_claims",
+        "patient_prior_patient_balance",
+        "patient_prior_share_paid",
+        "patient_prior_bad_debts",
+        "patient_days_since_last_payment",
+    )
+)
 
 
 def _plain(values: pd.Series) -> list[Any]:
@@ -161,197 +200,12 @@ def other_claims(
     return OtherClaims(billed, paid, to_patient, bad_debts, last)
 
 
-_Deltas = tuple[EventRecord, tuple[int, ...], list[str]]
-
-
-def _amount_deltas(event: EventRecord) -> tuple[tuple[int, ...], list[str]]:
-    """The change one event makes to each money total (cents), and the counts it increments."""
-    kind = event.type
-    party = event.party or ""
-    reason = event.reason or ""
-    amount = cents(event.amount)
-    payment = kind == "payment"
-    patient_payment = payment and party == "patient"
-    adjustment = kind == "adjustment"
-    contractual = adjustment and (
-        reason == "contractual"
-        or (reason == "" and (event.carc_group or "") == "CO" and event.carc_code == "45")
-    )
-    transfer = kind == "transfer"
-    amounts = (
-        amount if payment and not patient_payment else 0,
-        amount if patient_payment else 0,
-        amount if contractual else 0,
-        amount if adjustment and not contractual else 0,
-        amount if adjustment and reason in PATIENT_SIDE_ADJUSTMENTS else 0,
-        amount if kind == "refund" else 0,
-        (-amount if party == "payer" else amount) if transfer else 0,
-    )
-    counts = []
-    if adjustment and reason == "bad_debt":
-        counts.append("bad_debts")
-    if payment:
-        counts.append("n_payments")
-        if patient_payment:
-            counts.append("n_patient_payments")
-    elif kind == "denial":
-        counts.append("n_denials")
-    elif kind == "statement":
-        counts.append("n_statements")
-    elif kind == "appeal":
-        if reason in ("filed", ""):
-            counts.append("appeals_filed")
-        if reason in ("won", "lost"):
-            counts.append("appeals_closed")
-        if reason == "won":
-            counts.append("appeals_won")
-    elif kind == "fap_application":
-        counts.append("fap_applications")
-    elif kind == "fap_decision":
-        counts.append("fap_decisions")
-        if reason == "approved":
-            counts.append("fap_approved")
-    elif kind == "dispute_open":
-        counts.append("disputes_opened")
-    elif kind == "dispute_closed":
-        counts.append("disputes_closed")
-    elif kind == "payment_plan":
-        counts.append("payment_plans")
-    if (payment and not patient_payment) or kind == "denial" or contractual or transfer:
-        counts.append("adjudications")
-    return amounts, counts
-
-
-def _own_events(
-    claim: ClaimRecord, transactions: Sequence[EventRecord], as_of: date
-) -> list[EventRecord]:
-    """The claim's events up to ``as_of``, stable by date: a self-pay claim's transfer to the
-    patient on its billed date first (``features.events.with_self_pay_transfers``)."""
-    events = list(transactions)
-    if claim.payer_type == "self_pay":
-        transfer = EventRecord(claim.claim_id, claim.billed_date, "transfer", claim.total_charge)
-        events.insert(0, transfer._replace(party="patient"))
-    events.sort(key=attrgetter("date"))
-    return [e for e in events if e.date <= as_of]
-
-
-def _claim_state(events: Sequence[EventRecord]) -> dict[str, Any]:
-    """A claim's running totals (money in cents), last dates and last denial codes after its
-    events, and the date of its latest positive patient payment."""
-    amounts = [0] * len(AMOUNT_TOTALS)
-    counts = [0] * len(COUNT_TOTALS)
-    state: dict[str, Any] = {
-        "last_carc_code": None,
-        "last_carc_group": None,
-        "last_payment_date": None,
-        "last_statement_date": None,
-        "last_denial_date": None,
-        "first_statement_date": None,
-    }
-    last_patient_payment = None
-    for event in events:
-        deltas, counted = _amount_deltas(event)
-        for position, value in enumerate(deltas):
-            amounts[position] += value
-        for name in counted:
-            counts[_COUNT_INDEX[name]] += 1
-        if deltas[1] > 0:
-            last_patient_payment = event.date
-        if event.type == "payment":
-            state["last_payment_date"] = event.date
-        elif event.type == "statement":
-            state["last_statement_date"] = event.date
-            if state["first_statement_date"] is None:
-                state["first_statement_date"] = event.date
-        elif event.type == "denial":
-            state["last_denial_date"] = event.date
-            if event.carc_code is not None:
-                state["last_carc_code"] = event.carc_code
-            if event.carc_group is not None:
-                state["last_carc_group"] = event.carc_group
-    state.update(zip(AMOUNT_TOTALS, amounts, strict=True))
-    state.update(zip(COUNT_TOTALS, counts, strict=True))
-    state["_last_patient_payment"] = last_patient_payment
-    return state
-
-
-def _days(as_of: date, earlier: date | None) -> float:
-    return NAN if earlier is None else float((as_of - earlier).days)
-
-
-def _clip(value: float, lower: float | None = None, upper: float | None = None) -> float:
-    """pandas' clip: NaN stays NaN, a bound only replaces values beyond it."""
-    if lower is not None and value < lower:
-        value = lower
-    if upper is not None and value > upper:
-        value = upper
-    return value
-
-
 def aging_bucket(days: float) -> str:
-    """Aging bucket of a number of days, as ``features.snapshots.aging_bucket``."""
+    """Aging bucket of a number of days, as ``features.snapshots.aging_bucket``: the number of
+    edges below ``days`` (``AGING_EDGES`` is sorted), NaN in the last bucket."""
     if days != days:
-        return AGING_BUCKETS[-1]
-    return AGING_BUCKETS[sum(1 for edge in AGING_EDGES if edge < days)]
-
-
-def _derive(snap: dict[str, Any], as_of: date) -> None:
-    """Balances, ages and states from the running totals (``features.snapshots._derive``), in
-    integer cents; the money values are turned into dollars by ``_in_dollars``."""
-    paid = snap["payer_paid"] + snap["patient_paid"]
-    adjusted = snap["contractual_adjusted"] + snap["other_adjusted"]
-    open_balance = cents(snap["total_charge"]) - paid - adjusted + snap["refunded"]
-    owed = snap["to_patient"] - snap["patient_paid"] - snap["patient_side_adjusted"]
-    patient_balance = _clip(_clip(owed, lower=0), upper=_clip(open_balance, lower=0))
-    payer_balance = _clip(open_balance - patient_balance, lower=0)
-    adjudicated = snap["adjudications"] > 0 or snap["payer_type"] == "self_pay"
-    expected = snap["expected_amount"]
-    pending = not adjudicated and expected is not None and expected == expected
-    collectible = open_balance
-    if pending:
-        collectible = min(open_balance, _clip(cents(expected) - paid, lower=0))
-    snap.update(
-        paid_to_date=paid,
-        adjusted_to_date=adjusted,
-        open_balance=open_balance,
-        patient_balance=patient_balance,
-        payer_balance=payer_balance,
-        responsibility="payer" if payer_balance > OPEN_BALANCE_EPSILON_CENTS else "patient",
-        adjudicated=adjudicated,
-        collectible_balance=_clip(collectible, lower=0),
-        days_since_service=_days(as_of, snap["service_date"]),
-        days_since_billed=_days(as_of, snap["billed_date"]),
-    )
-    snap["aging_bucket"] = aging_bucket(snap["days_since_service"])
-    for name in ("last_payment", "last_statement", "last_denial", "first_statement"):
-        snap[f"days_since_{name}"] = _days(as_of, snap[f"{name}_date"])
-    snap["appeal_open"] = snap["appeals_filed"] > snap["appeals_closed"]
-    snap["dispute_open"] = snap["disputes_opened"] > snap["disputes_closed"]
-    snap["fap_pending"] = snap["fap_applications"] > snap["fap_decisions"]
-
-
-def _patient_history(snap: dict[str, Any], others: OtherClaims, own_last: date | None) -> None:
-    """The patient's other claims as known at the as-of date (``_patient_history``)."""
-    owed_other = others.to_patient_cents
-    share = (
-        others.patient_paid_cents / owed_other if owed_other > OPEN_BALANCE_EPSILON_CENTS else NAN
-    )
-    last = others.last_patient_payment
-    if own_last is not None and (last is None or own_last > last):
-        last = own_last
-    snap.update(
-        patient_prior_claims=float(others.billed),
-        patient_prior_patient_balance=_clip(owed_other, lower=0),
-        patient_prior_share_paid=_clip(share, 0.0, 1.0),
-        patient_prior_bad_debts=others.bad_debts,
-        patient_days_since_last_payment=_days(snap["as_of"], last),
-    )
-
-
-def _in_dollars(snap: dict[str, Any]) -> None:
-    """The money values, computed in cents, as dollars (``features.snapshots._in_dollars``)."""
-    for name in _MONEY_COLUMNS:
-        snap[name] = snap[name] / 100
+        return _OLDEST_BUCKET
+    return AGING_BUCKETS[bisect_left(AGING_EDGES, days)]
 
 
 def claim_snapshot(
@@ -363,38 +217,187 @@ def claim_snapshot(
     """Snapshot of ``claim`` as of ``as_of`` from its own transactions (in the order given; only
     those dated up to ``as_of`` count) and what the patient's other claims add (``OtherClaims``);
     None if the claim was not billed by then or has no open balance (the rows
-    ``build_snapshots`` leaves out)."""
-    if claim.billed_date > as_of:
+    ``build_snapshots`` leaves out).
+
+    Balances, ages and states as ``features.snapshots._derive`` and ``_patient_history``, money
+    in integer cents until it is given out in dollars (``_in_dollars``); the keys in the order
+    of ``_SNAPSHOT``. One function, the clips written out: this runs once per scored item."""
+    (
+        claim_id,
+        patient_key,
+        payer_id,
+        payer_type,
+        claim_type,
+        place_of_service,
+        service_date,
+        billed_date,
+        total_charge,
+        expected_amount,
+        patient_age,
+        patient_state,
+        patient_zip3,
+    ) = claim
+    if billed_date > as_of:
         return None
-    snap: dict[str, Any] = {
-        "claim_id": claim.claim_id,
-        "patient_key": claim.patient_key,
-        "payer_id": claim.payer_id,
-        "payer_type": claim.payer_type,
-        "claim_type": claim.claim_type,
-        "place_of_service": claim.place_of_service,
-        "service_date": claim.service_date,
-        "billed_date": claim.billed_date,
-        "total_charge": claim.total_charge,
-        "expected_amount": claim.expected_amount,
-        "patient_age": claim.patient_age,
-        "patient_state": claim.patient_state,
-        "patient_zip3": claim.patient_zip3,
-        "as_of": as_of,
-    }
-    snap.update(_claim_state(_own_events(claim, transactions, as_of)))
-    own_last = snap.pop("_last_patient_payment")
-    _derive(snap, as_of)
-    if not snap["open_balance"] > OPEN_BALANCE_EPSILON_CENTS:
+    charge = cents(total_charge)
+    self_pay = payer_type == "self_pay"
+    money, counts, last, own_last_payment = own_totals(
+        transactions, as_of, charge if self_pay else None
+    )
+    payer_paid, patient_paid, contractual, other_adjusted, patient_side, refunded, to_patient = (
+        money
+    )
+    (
+        bad_debts,
+        n_denials,
+        n_statements,
+        n_payments,
+        n_patient_payments,
+        appeals_filed,
+        appeals_closed,
+        appeals_won,
+        fap_applications,
+        fap_decisions,
+        fap_approved,
+        disputes_opened,
+        disputes_closed,
+        payment_plans,
+        adjudications,
+    ) = counts
+    carc_code, carc_group, last_payment, last_statement, last_denial, first_statement = last
+    # _derive, the clips written out (pandas' clip: a bound only replaces the values beyond it)
+    paid = payer_paid + patient_paid
+    adjusted = contractual + other_adjusted
+    open_balance = charge - paid - adjusted + refunded
+    owed = to_patient - patient_paid - patient_side
+    patient_balance = 0 if owed < 0 else owed
+    open_or_zero = 0 if open_balance < 0 else open_balance
+    if patient_balance > open_or_zero:
+        patient_balance = open_or_zero
+    payer_balance = open_balance - patient_balance
+    if payer_balance < 0:
+        payer_balance = 0
+    adjudicated = adjudications > 0 or self_pay
+    collectible = open_balance
+    if not adjudicated and expected_amount is not None and expected_amount == expected_amount:
+        expected_left = cents(expected_amount) - paid
+        collectible = min(open_balance, 0 if expected_left < 0 else expected_left)
+    if collectible < 0:
+        collectible = 0
+    if not open_balance > OPEN_BALANCE_EPSILON_CENTS:
         return None
-    _patient_history(snap, others, own_last)
-    _in_dollars(snap)
+    days_since_service = NAN if service_date is None else float((as_of - service_date).days)
+    if days_since_service != days_since_service:
+        bucket = _OLDEST_BUCKET
+    else:
+        bucket = AGING_BUCKETS[bisect_left(AGING_EDGES, days_since_service)]
+    # _patient_history: the other claims' totals, the latest positive patient payment of all
+    prior_billed, prior_paid, owed_other, prior_bad_debts, last_patient_payment = others
+    share = prior_paid / owed_other if owed_other > OPEN_BALANCE_EPSILON_CENTS else NAN
+    if share < 0.0:
+        share = 0.0
+    elif share > 1.0:
+        share = 1.0
+    if own_last_payment is not None and (
+        last_patient_payment is None or own_last_payment > last_patient_payment
+    ):
+        last_patient_payment = own_last_payment
+    snap = _SNAPSHOT.copy()  # every key, in order: the stores below replace the values
+    snap["claim_id"] = claim_id
+    snap["patient_key"] = patient_key
+    snap["payer_id"] = payer_id
+    snap["payer_type"] = payer_type
+    snap["claim_type"] = claim_type
+    snap["place_of_service"] = place_of_service
+    snap["service_date"] = service_date
+    snap["billed_date"] = billed_date
+    snap["total_charge"] = total_charge
+    snap["expected_amount"] = expected_amount
+    snap["patient_age"] = patient_age
+    snap["patient_state"] = patient_state
+    snap["patient_zip3"] = patient_zip3
+    snap["as_of"] = as_of
+    snap["last_carc_code"] = carc_code
+    snap["last_carc_group"] = carc_group
+    snap["last_payment_date"] = last_payment
+    snap["last_statement_date"] = last_statement
+    snap["last_denial_date"] = last_denial
+    snap["first_statement_date"] = first_statement
+    snap["payer_paid"] = payer_paid / 100
+    snap["patient_paid"] = patient_paid / 100
+    snap["contractual_adjusted"] = contractual / 100
+    snap["other_adjusted"] = other_adjusted / 100
+    snap["patient_side_adjusted"] = patient_side / 100
+    snap["refunded"] = refunded / 100
+    snap["to_patient"] = to_patient / 100
+    snap["bad_debts"] = bad_debts
+    snap["n_denials"] = n_denials
+    snap["n_statements"] = n_statements
+    snap["n_payments"] = n_payments
+    snap["n_patient_payments"] = n_patient_payments
+    snap["appeals_filed"] = appeals_filed
+    snap["appeals_closed"] = appeals_closed
+    snap["appeals_won"] = appeals_won
+    snap["fap_applications"] = fap_applications
+    snap["fap_decisions"] = fap_decisions
+    snap["fap_approved"] = fap_approved
+    snap["disputes_opened"] = disputes_opened
+    snap["disputes_closed"] = disputes_closed
+    snap["payment_plans"] = payment_plans
+    snap["adjudications"] = adjudications
+    snap["paid_to_date"] = paid / 100
+    snap["adjusted_to_date"] = adjusted / 100
+    snap["open_balance"] = open_balance / 100
+    snap["patient_balance"] = patient_balance / 100
+    snap["payer_balance"] = payer_balance / 100
+    snap["responsibility"] = "payer" if payer_balance > OPEN_BALANCE_EPSILON_CENTS else "patient"
+    snap["adjudicated"] = adjudicated
+    snap["collectible_balance"] = collectible / 100
+    snap["days_since_service"] = days_since_service
+    snap["days_since_billed"] = float((as_of - billed_date).days)
+    snap["aging_bucket"] = bucket
+    snap["days_since_last_payment"] = (
+        NAN if last_payment is None else float((as_of - last_payment).days)
+    )
+    snap["days_since_last_statement"] = (
+        NAN if last_statement is None else float((as_of - last_statement).days)
+    )
+    snap["days_since_last_denial"] = (
+        NAN if last_denial is None else float((as_of - last_denial).days)
+    )
+    snap["days_since_first_statement"] = (
+        NAN if first_statement is None else float((as_of - first_statement).days)
+    )
+    snap["appeal_open"] = appeals_filed > appeals_closed
+    snap["dispute_open"] = disputes_opened > disputes_closed
+    snap["fap_pending"] = fap_applications > fap_decisions
+    snap["patient_prior_claims"] = float(prior_billed)
+    snap["patient_prior_patient_balance"] = (0 if owed_other < 0 else owed_other) / 100
+    snap["patient_prior_share_paid"] = share
+    snap["patient_prior_bad_debts"] = prior_bad_debts
+    snap["patient_days_since_last_payment"] = (
+        NAN if last_patient_payment is None else float((as_of - last_patient_payment).days)
+    )
     return snap
+
+
+def _values_of(names: Sequence[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A snapshot's values of ``names``, as a tuple (``itemgetter`` gives one name bare)."""
+    if len(names) == 1:
+        only = itemgetter(names[0])
+        return lambda snapshot: (only(snapshot),)
+    if not names:
+        return lambda snapshot: ()
+    return itemgetter(*names)
 
 
 class FeatureRows:
     """Snapshot dicts to the fitted pipeline's float rows, as ``FeaturePipeline.transform``:
-    numbers and booleans as floats, missing as NaN, categories as level codes (unseen NaN)."""
+    numbers and booleans as floats, missing as NaN, categories as level codes (unseen NaN).
+
+    numpy converts None to NaN and any other value as ``float`` does, so the numeric values go to
+    the matrix as they are; a category is looked up as it is (None maps to NaN) and, if not
+    found, as its text (``str``), as the pipeline does."""
 
     def __init__(self, pipeline: FeaturePipeline):
         self.numeric = list(pipeline.numeric)
@@ -404,17 +407,37 @@ class FeatureRows:
             for name in self.categorical
         }
         self.width = len(self.numeric) + len(self.categorical)
+        self._numeric_values = _values_of(self.numeric)
+        self._categories = [(name, itemgetter(name)) for name in self.categorical]
+        self._lookups = {name: {**codes, None: NAN} for name, codes in self.codes.items()}
+
+    def _code(self, name: str, value: Any) -> float:
+        """The level code of one category value (NaN for missing or unseen)."""
+        return NAN if value is None else self.codes[name].get(str(value), NAN)
 
     def row(self, snapshot: dict[str, Any]) -> list[float]:
         """One feature row (matrix column order: numeric, then categorical)."""
-        values = [NAN if (v := snapshot[name]) is None else float(v) for name in self.numeric]
-        for name in self.categorical:
-            value = snapshot[name]
-            values.append(NAN if value is None else self.codes[name].get(str(value), NAN))
+        values = [NAN if v is None else float(v) for v in self._numeric_values(snapshot)]
+        values.extend(self._code(name, value(snapshot)) for name, value in self._categories)
         return values
 
     def matrix(self, snapshots: Sequence[dict[str, Any]]) -> np.ndarray:
         """The float64 feature matrix of several snapshots."""
+        matrix = np.empty((len(snapshots), self.width), dtype=np.float64)
         if not snapshots:
-            return np.empty((0, self.width), dtype=np.float64)
-        return np.array([self.row(s) for s in snapshots], dtype=np.float64)
+            return matrix
+        n_numeric = len(self.numeric)
+        numeric = chain.from_iterable(map(self._numeric_values, snapshots))
+        matrix[:, :n_numeric] = np.fromiter(
+            numeric, dtype=np.float64, count=len(snapshots) * n_numeric
+        ).reshape(len(snapshots), n_numeric)
+        for offset, (name, value) in enumerate(self._categories, start=n_numeric):
+            values = list(map(value, snapshots))
+            codes = list(map(self._lookups[name].get, values))
+            if None in codes:  # an unseen level, or a value that is not text
+                codes = [
+                    self._code(name, v) if c is None else c
+                    for c, v in zip(codes, values, strict=True)
+                ]
+            matrix[:, offset] = codes
+        return matrix

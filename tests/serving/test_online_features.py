@@ -22,7 +22,7 @@ from serving.online_features import (
     other_claims,
     records_from_frames,
 )
-from tests.factories import TEST_KEY
+from tests.factories import TEST_KEY, claim_row, make_history, tx_row
 
 START = dt.date(2025, 1, 1)
 CARCS = ("45", "16", "29", "50", "97", "1", "2", "3", None)
@@ -201,6 +201,29 @@ def test_claim_snapshot_request_transactions_in_any_order_equal_build_snapshots(
     assert compared > 10
 
 
+@pytest.mark.parametrize(("later", "code", "group"), [(False, "50", "CO"), (True, "1", "PR")])
+def test_claim_snapshot_same_day_denials_last_codes_follow_the_order_given(later, code, group):
+    """The last denial codes are those of the latest denial that has one, the order given
+    breaking ties between days, as the stable sort of build_snapshots leaves them."""
+    same_day = [
+        tx_row("C1", "2025-02-10", "denial", carc_group="PR", carc_code="1"),
+        tx_row("C1", "2025-02-10", "denial", carc_group="CO", carc_code="50"),
+    ]
+    transactions = [
+        tx_row("C1", "2025-02-01", "denial", carc_group="OA", carc_code="16"),
+        *(same_day[::-1] if later else same_day),
+        tx_row("C1", "2025-02-10", "denial"),  # no codes: the kept ones stay
+        tx_row("C1", "2025-02-03", "denial", carc_group="PI", carc_code="97"),  # earlier
+    ]
+    history = make_history([claim_row("C1")], transactions)
+    as_of = pd.Timestamp("2025-03-01")
+    found = online_snapshots(history, [as_of])
+    snap = found[("C1", as_of.date())]
+    assert (snap["last_carc_code"], snap["last_carc_group"]) == (code, group)
+    assert snap["last_denial_date"] == dt.date(2025, 2, 10)
+    assert_same_values(build_snapshots(history, [as_of], labels=None), found)
+
+
 def test_other_claims_leave_out_the_claim_itself_and_the_future():
     day = dt.date(2025, 3, 1)
     claim = ClaimRecord("C1", "pk", "X1", "self_pay", "professional", "11", day, day, 100.0)
@@ -232,6 +255,29 @@ def test_feature_rows_equal_pipeline_transform():
     keys = list(zip(expected["claim_id"], expected["as_of"].dt.date, strict=True))
     rows = FeatureRows(pipeline).matrix([found[key] for key in keys])
     np.testing.assert_array_equal(rows, pipeline.transform(expected))
+
+
+def test_feature_rows_matrix_values_of_any_type_equal_row():
+    """The matrix converts each value as ``row`` does, bit for bit: None, booleans, integers
+    and numpy numbers as floats; categories missing, unseen, or not text (looked up as text)."""
+    history = adversarial_history(n_patients=60, seed=6)
+    as_of = [pd.Timestamp("2025-03-01")]
+    pipeline = FeaturePipeline(min_level_count=1).fit(build_snapshots(history, as_of, labels=None))
+    snapshots = [dict(s) for s in online_snapshots(history, as_of).values()]
+    numbers = [None, True, 3, 2**53 + 1, -0.0, np.nan, np.float32(0.1), np.int64(7)]
+    categories = [None, 11, 21.0, np.str_("commercial"), "not_a_level", "11"]
+    for i, snap in enumerate(snapshots):
+        snap[pipeline.numeric[i % len(pipeline.numeric)]] = numbers[i % len(numbers)]
+        snap[pipeline.categorical[i % len(pipeline.categorical)]] = categories[i % len(categories)]
+    snapshots[0]["place_of_service"] = 11
+    rows = FeatureRows(pipeline)
+    matrix = rows.matrix(snapshots)
+    expected = np.array([rows.row(s) for s in snapshots], dtype=np.float64)
+    assert matrix.dtype == np.float64 and matrix.flags.c_contiguous
+    np.testing.assert_array_equal(matrix.view(np.uint64), expected.view(np.uint64))
+    column = pipeline.feature_names_.index("place_of_service")
+    assert matrix[0, column] == pipeline.levels_["place_of_service"].index("11")
+    assert rows.matrix([]).shape == (0, len(pipeline.feature_names_))
 
 
 def test_feature_rows_unseen_category_is_nan():

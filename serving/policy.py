@@ -66,7 +66,7 @@ from features.errors import ArscoreError
 from features.schema import PAYER_TYPES
 from serving.policy_decide import Reason, Recommendation, decide
 from serving.policy_facts import Facts, account_facts
-from serving.policy_records import record_facts
+from serving.policy_records import records_facts
 from serving.policy_rules import ACTIONS, Block, Context, forbidden
 
 __all__ = [
@@ -336,8 +336,7 @@ def recommend_records(
     """``recommend`` on snapshot records (dicts) instead of a frame: the online path's, free of
     the fixed cost of pandas column operations (``serving.policy_records``)."""
     check_model_reasons(model_reasons, len(records))
-    facts = [record_facts(record, policy, i) for i, record in enumerate(records)]
-    return list(_decisions(facts, policy, model_reasons))
+    return list(_decisions(records_facts(records, policy), policy, model_reasons))
 
 
 def forbidden_actions(row: Mapping[str, Any] | pd.Series, policy: Policy) -> dict[str, Block]:

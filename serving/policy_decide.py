@@ -14,7 +14,6 @@ from features.errors import ArscoreError
 from serving.policy_facts import Facts
 from serving.policy_rules import (
     EPSILON,
-    LABELS,
     PR_NAMES,
     Block,
     Context,
@@ -25,6 +24,7 @@ from serving.policy_rules import (
 )
 
 WORKING_ACTIONS = ("follow_up", "payment_plan_offer", "agency", "resubmit", "appeal")
+_WORKING = frozenset(WORKING_ACTIONS)
 
 
 class Reason(TypedDict):
@@ -82,20 +82,16 @@ class _Account:
 
     def net(self, action: str) -> float:
         """Expected net recovery of a collection action, in dollars (NaN without a score)."""
-        policy = self.ctx.policy
         recovery = self.f.expected_recovery
         if action == "agency":
-            recovery *= 1 - policy.routing.agency_fee_percent / 100
-        return recovery - policy.cost_per_touch * getattr(policy.touches_to_collect, action)
+            recovery *= self.ctx.agency_share
+        return recovery - self.ctx.touch_costs[action]
 
     def net_sentence(self, action: str) -> Reason:
         """The model's reason in dollars: expected recovery less the cost of the touches."""
-        policy, f = self.ctx.policy, self.f
-        touches = getattr(policy.touches_to_collect, action)
-        fee = f", its {policy.routing.agency_fee_percent:g}% fee" if action == "agency" else ""
-        sentence = f"{LABELS.get(action, action)}: expected recovery {usd(f.expected_recovery)} "
-        sentence += f"(probability {f.probability:.2f}) less {touches:g} touches at "
-        sentence += f"{usd(policy.cost_per_touch)}{fee}: expected net recovery "
+        f = self.f
+        before, after = self.ctx.net_sentences[action]
+        sentence = f"{before}{usd(f.expected_recovery)} (probability {f.probability:.2f}{after}"
         return {"source": "model", "rule_id": "ENR-1", "sentence": sentence + usd(self.net(action))}
 
     def make(
@@ -105,7 +101,7 @@ class _Account:
         if action in self.blocked:  # a bug in the precedence, never a policy outcome
             rule_id = self.blocked[action][0]
             raise AssertionError(f"{action} recommended although {rule_id} forbids it")
-        net = self.net(action) if action in WORKING_ACTIONS else None
+        net = self.net(action) if action in _WORKING else None
         if net is not None and net != net:
             net = None
         version = self.ctx.policy.version
@@ -114,10 +110,11 @@ class _Account:
     def by_model(self, action: str, *rules: Block, net_of: str | None = None) -> Recommendation:
         """A model-driven recommendation: the scorer's reasons, the ENR sentence, the rules."""
         reasons = _model_reasons(self.model_reasons)
-        net_of = net_of or (action if action in WORKING_ACTIONS else None)
+        net_of = net_of or (action if action in _WORKING else None)
         if net_of is not None:
             reasons.append(self.net_sentence(net_of))
-        reasons.extend(_rule(r) for r in rules)
+        for rule in rules:
+            reasons.append(_rule(rule))
         return self.make(action, reasons)
 
 
@@ -154,9 +151,9 @@ def _patient_side(account: _Account) -> Recommendation:
     routing, effort, plan = policy.routing, policy.collection_effort, policy.routing.payment_plan
     if f.expected_recovery != f.expected_recovery or f.probability != f.probability:
         return account.make("follow_up", [_rule(("MODEL-0", "no score: standard follow-up"))])
-    floor, small = routing.min_expected_net_recovery, policy.small_balance_threshold
-    small_rule = ("SMALL-1", f"balance under the {usd(small)} small-balance threshold")
-    under_small = f.open_balance < small and account.allowed("small_balance_write_off")
+    floor, small_rule = routing.min_expected_net_recovery, account.ctx.small_rule
+    small = f.open_balance < policy.small_balance_threshold
+    under_small = small and account.allowed("small_balance_write_off")
     if under_small and account.net("follow_up") <= floor:
         return account.by_model("small_balance_write_off", small_rule, net_of="follow_up")
     if f.probability < routing.fap_screen_below_probability and not f.fap_screened:

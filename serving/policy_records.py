@@ -6,13 +6,17 @@ its snapshots as dicts already, so ``record_facts`` derives the same ``Facts`` f
 with scalar operations, value for value and type for type as ``account_facts`` (missing texts,
 flags and numbers handled as pandas handles them there); ``tests/serving/test_policy_records.py``
 holds the two equal on snapshot rows and on the adversarial rows of the vectorized path's tests.
+
+The conversions run ~30 times a record, so each first tests for the plain types a snapshot holds
+(``str``, ``float``, ``int``, ``bool``, None) and only then for pandas' missing values.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
 
 NAN = math.nan
 _LARGEST = sys.float_info.max
+_new_facts = tuple.__new__  # Facts from a tuple of its fields, without NamedTuple's keywords
 
 
 def _missing(value: Any) -> bool:
@@ -36,6 +41,10 @@ def _missing(value: Any) -> bool:
 
 def _float(value: Any) -> float:
     """``pd.to_numeric(errors="coerce")`` of one value: NaN when missing or not a number."""
+    if type(value) is float:
+        return value if value == value else NAN
+    if type(value) is int:
+        return float(value)
     if _missing(value):
         return NAN
     try:
@@ -46,16 +55,20 @@ def _float(value: Any) -> float:
 
 def _count(value: Any) -> float:
     """``np.nan_to_num`` of ``_float``: missing counts as 0, infinities as the largest float."""
-    number = _float(value)
+    if type(value) is int:
+        return float(value)
+    number = value if type(value) is float else _float(value)
+    if -_LARGEST <= number <= _LARGEST:
+        return number
     if number != number:
         return 0.0
-    if math.isinf(number):
-        return _LARGEST if number > 0 else -_LARGEST
-    return number
+    return _LARGEST if number > 0 else -_LARGEST
 
 
 def _text(value: Any) -> str | None:
     """A text stripped of surrounding blanks; None when missing or blank."""
+    if type(value) is str:
+        return value.strip() or None
     if _missing(value):
         return None
     return str(value).strip() or None
@@ -63,6 +76,8 @@ def _text(value: Any) -> str | None:
 
 def _flag(value: Any) -> bool | None:
     """A yes/no value; None when missing (the rules treat some missing flags as open)."""
+    if type(value) is bool:
+        return value
     return None if _missing(value) else bool(value)
 
 
@@ -71,64 +86,97 @@ def _carc(group: str | None, code: str | None) -> str | None:
     return None if code is None else f"{group or ''}-{code}".lstrip("-")
 
 
-def _contractual(
-    record: Mapping[str, Any], policy: Policy, payer_side: bool, denial_current: bool
-) -> str | None:
-    if "last_remit_carc_code" in record:
-        group = _text(record.get("last_remit_carc_group"))
-        code = _text(record["last_remit_carc_code"])
-        current = payer_side
-    else:
-        group, code = _text(record["last_carc_group"]), _text(record["last_carc_code"])
-        current = denial_current
-    applies = group == "CO" and code in policy.carc.contractual and current
-    return _carc(group, code) if applies else None
-
-
 def record_facts(record: Mapping[str, Any], policy: Policy, position: int = 0) -> Facts:
     """The facts of one snapshot record (with the model's ``probability_collected`` and
     ``expected_recovery``); errors name the record's 1-based ``position`` in its batch."""
+    contractual = frozenset(policy.carc.contractual)
+    return _facts(record, position, contractual, policy.routing.payment_plan.kept_within_days)
+
+
+def records_facts(records: Sequence[Mapping[str, Any]], policy: Policy) -> list[Facts]:
+    """``record_facts`` of each record, in order, with the policy's constants looked up once."""
+    contractual = frozenset(policy.carc.contractual)
+    kept_days = policy.routing.payment_plan.kept_within_days
+    return [_facts(record, i, contractual, kept_days) for i, record in enumerate(records)]
+
+
+# the required columns in the order ``_facts`` unpacks them (a test holds them to REQUIRED_COLUMNS)
+COLUMNS = (
+    "open_balance", "payer_balance", "responsibility", "payer_type", "patient_state",
+    "last_carc_group", "last_carc_code", "n_denials", "days_since_last_denial",
+    "days_since_last_payment", "appeals_closed", "appeals_won", "appeal_open", "dispute_open",
+    "fap_pending", "fap_applications", "fap_approved", "n_statements",
+    "days_since_first_statement", "payment_plans", "probability_collected", "expected_recovery",
+)  # fmt: skip
+_values = operator.itemgetter(*COLUMNS)
+
+
+def _required(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The values of the required columns (``COLUMNS``); raises naming the ones a record lacks."""
+    if type(record) is dict:  # a KeyError means a missing column (not so for every Mapping)
+        try:
+            return _values(record)
+        except KeyError:
+            pass
     missing = [c for c in REQUIRED_COLUMNS if c not in record]
     if missing:
         raise ArscoreError(f"policy input: missing column(s) {', '.join(missing)}")
-    open_balance = _float(record["open_balance"])
+    return _values(record)
+
+
+def _facts(
+    record: Mapping[str, Any], position: int, contractual: frozenset[str], kept_days: float
+) -> Facts:
+    """``record_facts``, converting the columns in its order (so that the same one fails first)."""
+    (balance, payer_balance, responsibility, payer_type, state, group, code, n_denials,
+     denial_days, payment_days, closed, won, appeal_open, dispute_open, fap_pending,
+     fap_applications, fap_approved, n_statements, first_days, payment_plans, probability,
+     recovery) = _required(record)  # fmt: skip
+    open_balance = _float(balance)
     if open_balance != open_balance:
         raise ArscoreError(f"policy input: column 'open_balance' is empty in row(s) {position + 1}")
-    payer_side = _text(record["responsibility"]) == "payer"
-    last_payment = _float(record["days_since_last_payment"])
-    days_since_denial = _float(record["days_since_last_denial"])
-    denial_current = (
-        _count(record["n_denials"]) > 0 and payer_side and not last_payment < days_since_denial
+    payer_side = _text(responsibility) == "payer"
+    last_payment = _float(payment_days)
+    days_since_denial = _float(denial_days)
+    denial_current = _count(n_denials) > 0 and payer_side and not last_payment < days_since_denial
+    group, code = _text(group), _text(code)
+    closed, won = _count(closed), _count(won)
+    state = _text(state)
+    payer_balance = _count(payer_balance)
+    payer_type = _text(payer_type)
+    if "last_remit_carc_code" in record:  # the contractual CARC: the last remittance's, if known
+        remit_group = _text(record.get("last_remit_carc_group"))
+        remit_code = _text(record["last_remit_carc_code"])
+        applies = remit_group == "CO" and remit_code in contractual and payer_side
+        contractual_carc = _carc(remit_group, remit_code) if applies else None
+    else:
+        applies = group == "CO" and code in contractual and denial_current
+        contractual_carc = _carc(group, code) if applies else None
+    fields = (
+        open_balance,
+        payer_balance,
+        payer_side,
+        payer_type,
+        None if state is None else state.upper(),
+        _carc(group, code),
+        code,
+        denial_current,
+        days_since_denial,
+        closed > won,
+        won > 0 and closed == won,
+        contractual_carc,
+        _flag(dispute_open),
+        _flag(appeal_open),
+        _flag(fap_pending),
+        _count(fap_approved) > 0,
+        _count(fap_applications) > 0 or bool(_flag(record.get("fap_screened"))),
+        _float(record.get("fpl_percent")),
+        bool(_flag(record.get("presumptive_fap_eligible"))),
+        int(_count(n_statements)),
+        _float(first_days),
+        _count(payment_plans) > 0 and last_payment <= kept_days,
+        _float(probability),
+        _float(recovery),
+        _text(record.get("patient_pr_code")),
     )
-    group, code = _text(record["last_carc_group"]), _text(record["last_carc_code"])
-    closed, won = _count(record["appeals_closed"]), _count(record["appeals_won"])
-    state = _text(record["patient_state"])
-    kept_days = policy.routing.payment_plan.kept_within_days
-    return Facts(
-        open_balance=open_balance,
-        payer_balance=_count(record["payer_balance"]),
-        payer_side=payer_side,
-        payer_type=_text(record["payer_type"]),
-        state=None if state is None else state.upper(),
-        denial_carc=_carc(group, code),
-        denial_code=code,
-        denial_current=denial_current,
-        days_since_denial=days_since_denial,
-        appeal_lost=closed > won,
-        appeal_won=won > 0 and closed == won,
-        contractual_carc=_contractual(record, policy, payer_side, denial_current),
-        dispute_open=_flag(record["dispute_open"]),
-        appeal_open=_flag(record["appeal_open"]),
-        fap_pending=_flag(record["fap_pending"]),
-        fap_approved=_count(record["fap_approved"]) > 0,
-        fap_screened=_count(record["fap_applications"]) > 0
-        or bool(_flag(record.get("fap_screened"))),
-        fpl_percent=_float(record.get("fpl_percent")),
-        presumptive_fap_eligible=bool(_flag(record.get("presumptive_fap_eligible"))),
-        n_statements=int(_count(record["n_statements"])),
-        days_since_first_statement=_float(record["days_since_first_statement"]),
-        plan_kept=_count(record["payment_plans"]) > 0 and last_payment <= kept_days,
-        probability=_float(record["probability_collected"]),
-        expected_recovery=_float(record["expected_recovery"]),
-        patient_pr_code=_text(record.get("patient_pr_code")),
-    )
+    return _new_facts(Facts, fields)

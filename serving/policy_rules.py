@@ -64,7 +64,8 @@ PLAN_KEPT: Block = ("PLAN-1", "patient is keeping a payment plan")
 
 @dataclass(frozen=True)
 class Context:
-    """A policy with its code lists as sets and its constant sentences, built once per batch."""
+    """A policy with its code lists as sets, its per-state values as dicts, its constant numbers
+    and sentences (or their constant parts), built once per batch instead of once per account."""
 
     policy: Policy
     correctable: frozenset[str]
@@ -77,12 +78,26 @@ class Context:
     not_small: Block
     screen: Block
     states: dict[str, StateRule]
+    touch_costs: dict[str, float]  # action -> cost_per_touch x its touches
+    net_sentences: dict[str, tuple[str, str]]  # action -> ENR-1's sentence around the recovery
+    agency_share: float  # what is left of a recovery after the agency's fee
+    agency_days: dict[str, int]  # state -> agency_referral_allowed_after_days (listed states)
+    fpl_floors: dict[str, float | None]  # state -> no_collection_below_fpl_percent (listed states)
+    small_rule: Block  # SMALL-1
+    waiting: str  # R501R-1's sentence before the days since the first statement
 
     @classmethod
     def of(cls, policy: Policy) -> Context:
         gated = tuple(policy.eca_gated_actions)
         phrase = " or ".join(LABELS.get(a, a) for a in gated)
         threshold = usd(policy.small_balance_threshold)
+        touches = policy.touches_to_collect
+        touch_costs = {
+            action: policy.cost_per_touch * getattr(touches, action)
+            for action in type(touches).model_fields
+        }
+        wait = f"no {phrase} until {policy.fap_waiting_days} days after the first"
+        states = policy.states
         return cls(
             policy=policy,
             correctable=frozenset(policy.carc.correctable),
@@ -95,6 +110,13 @@ class Context:
             not_small=("SMALL-0", f"balance not under the {threshold} small-balance threshold"),
             screen=("R501R-2", f"financial-assistance screen required before {phrase} (none)"),
             states=dict(policy.states),
+            touch_costs=touch_costs,
+            net_sentences={action: _net_sentence(policy, action) for action in touch_costs},
+            agency_share=1 - policy.routing.agency_fee_percent / 100,
+            agency_days={s: r.agency_referral_allowed_after_days for s, r in states.items()},
+            fpl_floors={s: r.no_collection_below_fpl_percent for s, r in states.items()},
+            small_rule=("SMALL-1", f"balance under the {threshold} small-balance threshold"),
+            waiting=f"financial-assistance period: {wait} statement",
         )
 
     def state(self, state: str | None) -> StateRule:
@@ -103,6 +125,17 @@ class Context:
 
 
 # ---------------------------------------------------------------- sentences
+
+
+def _net_sentence(policy: Policy, action: str) -> tuple[str, str]:
+    """ENR-1's sentence of an action before the expected recovery, and after the probability."""
+    touches = getattr(policy.touches_to_collect, action)
+    fee = f", its {policy.routing.agency_fee_percent:g}% fee" if action == "agency" else ""
+    cost = f"{touches:g} touches at {usd(policy.cost_per_touch)}{fee}"
+    return (
+        f"{LABELS.get(action, action)}: expected recovery ",
+        f") less {cost}: expected net recovery ",
+    )
 
 
 def usd(amount: float) -> str:
@@ -243,19 +276,30 @@ class Hits(NamedTuple):
 
 
 def rule_hits(f: Facts, ctx: Context) -> Hits:
-    """Evaluate rules 1-8 once; a credit balance needs no other rule."""
-    credit = credit_rule(f)
-    if credit is not None:
-        return Hits(credit=credit)
-    return Hits(
-        None,
-        contractual_rule(f),
-        hold_rule(f),
-        fap_approved_rule(f),
-        low_income_rule(f, ctx),
-        payer_side_rule(f),
-        denial_rule(f, ctx),
+    """Evaluate rules 1-8 once, each only if its fact can make it apply; a credit balance needs
+    no other rule."""
+    if f.open_balance < -EPSILON:
+        return Hits(credit=credit_rule(f))
+    all_closed = f.dispute_open is False and f.appeal_open is False and f.fap_pending is False
+    payer_side = f.payer_side
+    floor = ctx.fpl_floors.get(
+        f.state or "", ctx.policy.state_default.no_collection_below_fpl_percent
     )
+    return _new_hits(
+        Hits,
+        (
+            None,
+            None if f.contractual_carc is None else contractual_rule(f),
+            None if all_closed else hold_rule(f),
+            fap_approved_rule(f) if f.fap_approved else None,
+            None if floor is None or payer_side else low_income_rule(f, ctx),
+            payer_side_rule(f) if payer_side else None,
+            denial_rule(f, ctx) if f.denial_current else None,
+        ),
+    )
+
+
+_new_hits = tuple.__new__  # Hits from a tuple of its fields, without NamedTuple's keywords
 
 
 # ---------------------------------------------------------------- forbidden actions
@@ -270,21 +314,26 @@ def _block(blocked: dict[str, Block], actions: tuple[str, ...], rule: Block | No
 def forbidden(f: Facts, ctx: Context, hits: Hits | None = None) -> dict[str, Block]:
     """Actions the rules forbid for this account, each with the first rule that forbids it."""
     hits = rule_hits(f, ctx) if hits is None else hits
-    blocked: dict[str, Block] = {}
-    if hits.credit is not None:
-        return dict.fromkeys(NOT_REFUND, hits.credit)
-    _block(blocked, NOT_WITH_CONTRACT, hits.contractual)
-    _block(blocked, NOT_ON_HOLD, hits.hold)
-    from_patient = FROM_PATIENT if f.payer_side else FROM_PATIENT_SIDE
-    _block(blocked, from_patient, hits.fap_approved)
-    _block(blocked, from_patient, hits.low_income)
-    if hits.fap_approved is None and hits.low_income is None:
+    credit, contractual, hold, fap_approved, low_income, payer_side, denial = hits
+    if credit is not None:
+        return dict.fromkeys(NOT_REFUND, credit)
+    blocked: dict[str, Block] = (
+        {} if contractual is None else dict.fromkeys(NOT_WITH_CONTRACT, contractual)
+    )
+    if hold is not None:
+        _block(blocked, NOT_ON_HOLD, hold)
+    if fap_approved is None and low_income is None:
         blocked.setdefault("charity_write_off", NO_FAP)
-    _block(blocked, NOT_ON_PAYER, hits.payer_side)
-    if hits.denial is None:
+    else:
+        from_patient = FROM_PATIENT if f.payer_side else FROM_PATIENT_SIDE
+        _block(blocked, from_patient, fap_approved)
+        _block(blocked, from_patient, low_income)
+    if payer_side is not None:
+        _block(blocked, NOT_ON_PAYER, payer_side)
+    if denial is None:
         blocked.setdefault("denial_write_off", NO_DENIAL)
-    elif hits.denial[0] != "denial_write_off":
-        blocked.setdefault("denial_write_off", hits.denial[1])
+    elif denial[0] != "denial_write_off":
+        blocked.setdefault("denial_write_off", denial[1])
     if not f.open_balance < ctx.policy.small_balance_threshold:
         blocked.setdefault("small_balance_write_off", ctx.not_small)
     if not f.payer_side:
@@ -293,16 +342,21 @@ def forbidden(f: Facts, ctx: Context, hits: Hits | None = None) -> dict[str, Blo
 
 
 def _patient_gates(f: Facts, ctx: Context, blocked: dict[str, Block]) -> None:
-    """501(r), state, collection-effort, Medicare and payment-plan gates on patient balances."""
-    policy, first = ctx.policy, f.days_since_first_statement
-    since = first_statement(first)
+    """501(r), state, collection-effort, Medicare and payment-plan gates on patient balances.
+
+    Each gate forbids agency, bad debt or both, and an action keeps the first rule that forbids
+    it: once both are forbidden, the later gates change nothing and their sentences are not made.
+    """
+    if "agency" in blocked and "bad_debt_write_off" in blocked:
+        return
     if f.plan_kept:
         _block(blocked, AGENCY_AND_BAD_DEBT, PLAN_KEPT)
+        return
+    policy, first = ctx.policy, f.days_since_first_statement
+    since = first_statement(first)
     if policy.facility_is_501r:
         if not first >= policy.fap_waiting_days:
-            wait = f"no {ctx.gated_phrase} until {policy.fap_waiting_days} days after the first"
-            rule = ("R501R-1", f"financial-assistance period: {wait} statement ({since})")
-            _block(blocked, ctx.gated, rule)
+            _block(blocked, ctx.gated, ("R501R-1", f"{ctx.waiting} ({since})"))
         if not f.fap_screened:
             _block(blocked, ctx.gated, ctx.screen)
         if "bad_debt_write_off" in ctx.gated and not first >= policy.fap_application_days:
@@ -310,7 +364,11 @@ def _patient_gates(f: Facts, ctx: Context, blocked: dict[str, Block]) -> None:
             sentence = f"FAP applications accepted for {days} days after the first statement "
             sentence += f"({since}): bad debt waits so a late application is charity"
             blocked.setdefault("bad_debt_write_off", ("R501R-3", sentence))
-    days = ctx.state(f.state).agency_referral_allowed_after_days
+        if "agency" in blocked and "bad_debt_write_off" in blocked:
+            return
+    days = ctx.agency_days.get(
+        f.state or "", policy.state_default.agency_referral_allowed_after_days
+    )
     if days > 0 and not first >= days:
         name = f.state or "default"
         sentence = f"{name}: no agency referral until {days} days after the first statement"
@@ -321,6 +379,7 @@ def _patient_gates(f: Facts, ctx: Context, blocked: dict[str, Block]) -> None:
         sentence += f"{effort.min_statements} statements, {since} "
         sentence += f"({effort.min_days_since_first_statement} days required)"
         _block(blocked, AGENCY_AND_BAD_DEBT, ("EFFORT-1", sentence))
+        return
     medicare = policy.medicare_bad_debt
     if f.payer_type in ctx.medicare_types and (
         f.n_statements < medicare.min_statements

@@ -4,16 +4,19 @@
 
 from __future__ import annotations
 
+import collections
 import math
+import types
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from features.errors import ArscoreError
 from serving.batch_run import OPTIONAL_POLICY_COLUMNS
 from serving.policy import recommend, recommend_records
-from serving.policy_facts import Facts, account_facts
-from serving.policy_records import record_facts
+from serving.policy_facts import REQUIRED_COLUMNS, Facts, account_facts
+from serving.policy_records import COLUMNS, record_facts
 from tests.serving.test_policy_vector import (  # noqa: F401 (fixture)
     DEFAULT,
     POLICIES,
@@ -71,3 +74,49 @@ def test_record_facts_missing_column_and_empty_balance_name_them():
         record_facts({k: v for k, v in record.items() if k != "n_denials"}, DEFAULT)
     with pytest.raises(ArscoreError, match="'open_balance' is empty in row.* 3"):
         record_facts({**record, "open_balance": None}, DEFAULT, position=2)
+
+
+def test_records_columns_are_the_required_columns():
+    assert len(COLUMNS) == len(set(COLUMNS)) and set(COLUMNS) == set(REQUIRED_COLUMNS)
+
+
+@pytest.mark.parametrize("policy", POLICIES, ids=lambda p: p.version)
+@pytest.mark.parametrize("optional", ["with_optional", "without_optional"])
+def test_recommend_records_equal_recommend_on_adversarial_rows(policy, optional):
+    rows = adversarial_rows(policy, n=3_000, seed=7)
+    if optional == "without_optional":
+        rows = rows.drop(columns=list(OPTIONAL_POLICY_COLUMNS))
+    reasons = [[{"sentence": f"reason {i}", "feature": "n_statements"}] for i in range(len(rows))]
+    expected = recommend(rows, policy, reasons)
+    assert recommend_records(rows.to_dict("records"), policy, reasons) == expected
+
+
+def _as_numpy_and_pandas(value: object) -> object:
+    """The same value as the numpy scalar or pandas missing value a frame would hold."""
+    if value is None:
+        return pd.NA
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, float):
+        return np.float64(value) if value == value else pd.NaT
+    if isinstance(value, int):
+        return np.int64(value)
+    return np.str_(value)
+
+
+def test_record_facts_plain_values_equal_numpy_and_pandas_scalars():
+    rows = adversarial_rows(DEFAULT, n=2_000, seed=9)
+    rows = rows.assign(n_statements=rows["n_statements"].fillna(0).astype(int))
+    for position, record in enumerate(rows.to_dict("records")):
+        other = {column: _as_numpy_and_pandas(value) for column, value in record.items()}
+        got, want = record_facts(other, DEFAULT, position), record_facts(record, DEFAULT, position)
+        assert not _same(got, want), (position, _same(got, want))
+
+
+def test_record_facts_mapping_without_column_names_it():
+    record = adversarial_rows(DEFAULT, n=1).to_dict("records")[0]
+    del record["payment_plans"]
+    with pytest.raises(ArscoreError, match="missing column.*payment_plans"):
+        record_facts(collections.defaultdict(lambda: 0.0, record), DEFAULT)
+    with pytest.raises(ArscoreError, match="missing column.*payment_plans"):
+        recommend_records([types.MappingProxyType(record)], DEFAULT)

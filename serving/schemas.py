@@ -5,6 +5,10 @@ Requests forbid unknown fields and use the column names of the interchange forma
 a JSON number or string and is kept as ``Decimal``; dates are ISO ``YYYY-MM-DD`` strings. The
 raw ``patient_id`` is accepted only to be pseudonymized at once: it is excluded from every
 ``repr`` and never appears in a response, a log line or the audit trail.
+
+JSON bodies are parsed mostly in Rust: ``JsonFastPath`` lets pydantic-core handle the usual
+values of the fields with Python rules (ISO dates, blank optionals), and hands only the rest
+(and all Python input) to those rules, which alone decide what else is accepted.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
@@ -28,6 +31,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
 from features.schema import (
     CARC_GROUPS,
@@ -40,8 +44,16 @@ from features.schema import (
     TRANSACTION_TYPES,
     Column,
 )
+from serving.json_fast_path import (
+    JSON_ISO_DATE,
+    JSON_MISSING,
+    JSON_NUMBER,
+    JSON_TEXT,
+    JsonFastPath,
+)
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+ISO_DATE_EXPECTED = "expected an ISO date YYYY-MM-DD"
 MAX_TRANSACTIONS_PER_ITEM = 1_000
 
 
@@ -62,7 +74,7 @@ def _iso_date(value: Any) -> Any:
             return dt.date.fromisoformat(value.strip())
         except ValueError:
             pass
-    raise ValueError("expected an ISO date YYYY-MM-DD")
+    raise ValueError(ISO_DATE_EXPECTED)
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -72,13 +84,24 @@ def _blank_to_none(value: Any) -> Any:
     return value.strip() if isinstance(value, str) else value
 
 
+def _blank_to_none_in_rust(*fast: CoreSchema) -> JsonFastPath:
+    """``_blank_to_none``, with ``fast``, a stripped string and null or blank as None in Rust."""
+    return JsonFastPath(_blank_to_none, (*fast, JSON_TEXT, *JSON_MISSING))
+
+
+def _optional_level(levels: tuple[str, ...]) -> Any:
+    """One of ``levels``, stripped, or None when missing or blank."""
+    exact = core_schema.literal_schema(list(levels))
+    return Annotated[Literal[levels] | None, _blank_to_none_in_rust(exact)]  # type: ignore[valid-type]
+
+
 IsoDate = Annotated[
     dt.date,
-    BeforeValidator(_iso_date),
+    JsonFastPath(_iso_date, (JSON_ISO_DATE,), refusal=ISO_DATE_EXPECTED),
     WithJsonSchema({"type": "string", "format": "date", "example": "2025-03-31"}),
 ]
 Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-OptionalText = Annotated[Text | None, BeforeValidator(_blank_to_none)]
+OptionalText = Annotated[Text | None, _blank_to_none_in_rust()]
 Money = Annotated[
     Decimal,
     Field(ge=0, allow_inf_nan=False),
@@ -86,7 +109,7 @@ Money = Annotated[
         {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}], "example": 1250.0}
     ),
 ]
-OptionalMoney = Annotated[Money | None, BeforeValidator(_blank_to_none)]
+OptionalMoney = Annotated[Money | None, _blank_to_none_in_rust(JSON_NUMBER)]
 OutMoney = Annotated[
     Decimal,
     PlainSerializer(float, return_type=float, when_used="json"),
@@ -105,9 +128,9 @@ else:
     PayerType = Literal[PAYER_TYPES]
     ClaimType = Literal[CLAIM_TYPES]
     TransactionType = Literal[TRANSACTION_TYPES]
-    OptionalParty = Annotated[Literal[PARTIES] | None, BeforeValidator(_blank_to_none)]
-    OptionalCarcGroup = Annotated[Literal[CARC_GROUPS] | None, BeforeValidator(_blank_to_none)]
-    OptionalReason = Annotated[Literal[TRANSACTION_REASONS] | None, BeforeValidator(_blank_to_none)]
+    OptionalParty = _optional_level(PARTIES)
+    OptionalCarcGroup = _optional_level(CARC_GROUPS)
+    OptionalReason = _optional_level(TRANSACTION_REASONS)
 
 
 class _Request(BaseModel):

@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from features.errors import ArscoreError, ValidationError
 from features.pseudonym import check_key
 from serving.audit import AuditStore, AuditUnavailable
-from serving.db import WalCheckpointer, make_engine, upgrade
+from serving.db import make_engine, upgrade
 from serving.history_store import HistoryStore, HistoryStoreError, HistoryStoreUnavailable
 from serving.keys import KeyStore
 from serving.logging import exception_site
@@ -91,17 +91,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.policy = load_policy(settings.policy_file)
     anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
     engine = make_engine(
-        settings.database_url,
-        background_checkpoints=True,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size
     )
-    checkpointer = WalCheckpointer(engine)
     state.probe_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="arscore-probe")
     watcher: ModelWatcher | None = None
     try:
         await _open(state, settings, engine)
-        checkpointer.start()
         if settings.model_sync_seconds > 0:
             watcher = ModelWatcher(state, settings, engine)
             watcher.start()
@@ -112,7 +107,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if watcher is not None:
             watcher.stop()
         state.probe_executor.shutdown(wait=False, cancel_futures=True)
-        await run_in_threadpool(checkpointer.stop)
         engine.dispose()
 
 

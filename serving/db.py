@@ -13,8 +13,6 @@ package (``serving/migrations``); :func:`upgrade` runs them without any ``alembi
 from __future__ import annotations
 
 import fcntl
-import logging
-import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -25,7 +23,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DEFAULT_BUSY_TIMEOUT_MS = 10_000
 SQLITE_BEGIN_OPTION = "arscore_sqlite_begin"
@@ -47,18 +44,12 @@ def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def make_engine(
-    url: str,
-    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
-    background_checkpoints: bool = False,
-    **kwargs: Any,
-) -> Engine:
+def make_engine(url: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
     """An engine for a SQLite or PostgreSQL URL, configured for durable concurrent writes.
 
     SQLite: the parent directory of the file is created; every connection gets WAL,
-    ``synchronous=FULL``, a busy timeout and foreign keys. With ``background_checkpoints`` its
-    connections never checkpoint the WAL themselves: a ``WalCheckpointer`` must. PostgreSQL:
-    psycopg 3 with pre-ping, so a restarted server costs one retry instead of an error.
+    ``synchronous=FULL``, a busy timeout and foreign keys. PostgreSQL: psycopg 3 with
+    pre-ping, so a restarted server costs one retry instead of an error.
     """
     url = normalize_url(url)
     parsed = make_url(url)
@@ -70,7 +61,7 @@ def make_engine(
     if on_disk:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
-    _configure_sqlite(engine, busy_timeout_ms, background_checkpoints and bool(on_disk))
+    _configure_sqlite(engine, busy_timeout_ms)
     if on_disk:
         _WRITE_LOCKS[engine] = (Path(f"{Path(database).expanduser()}.writelock"), busy_timeout_ms)
     return engine
@@ -93,7 +84,7 @@ def _switch_to_wal(cursor: Any, busy_timeout_ms: int) -> None:
             time.sleep(0.01)
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int, no_autocheckpoint: bool) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, see _on_begin
@@ -103,8 +94,6 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, no_autocheckpoint: b
             _switch_to_wal(cursor, busy_timeout_ms)
             cursor.execute("PRAGMA synchronous = FULL")
             cursor.execute("PRAGMA foreign_keys = ON")
-            if no_autocheckpoint:
-                cursor.execute("PRAGMA wal_autocheckpoint = 0")
         finally:
             cursor.close()
 
@@ -112,50 +101,6 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, no_autocheckpoint: b
     def _on_begin(connection: Connection) -> None:
         mode = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-class WalCheckpointer:
-    """Checkpoints a SQLite file's WAL from a background thread (``PRAGMA wal_checkpoint(PASSIVE)``
-    every ``interval`` seconds), for an engine made with ``background_checkpoints=True``.
-
-    SQLite otherwise checkpoints inside the commit that takes the WAL past 1,000 pages: with a
-    1,000-score audit append writing ~2 MB, every other append copied ~4 MB into the database
-    file and synced it while holding the write turn. A passive checkpoint waits for no lock and
-    blocks no writer; the ``sqlite3`` driver releases the GIL while it runs. On PostgreSQL or
-    an in-memory database ``start`` does nothing."""
-
-    def __init__(self, engine: Engine, interval: float = 0.5):
-        self.engine = engine
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if is_sqlite(self.engine) and self.engine in _WRITE_LOCKS:
-            self._thread = threading.Thread(
-                target=self._run, name="arscore-wal-checkpoint", daemon=True
-            )
-            self._thread.start()
-
-    def checkpoint(self) -> None:
-        """One passive checkpoint (what the thread runs)."""
-        with self.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.checkpoint()
-            except Exception as error:  # noqa: BLE001 - keep checkpointing; the next try may work
-                logger.warning("WAL checkpoint failed: %s", type(error).__name__)
-
-    def stop(self) -> None:
-        """Stop the thread, then checkpoint once more."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-            self.checkpoint()
 
 
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Engine, tuple[Path, int]] = weakref.WeakKeyDictionary()

@@ -1,0 +1,151 @@
+"""The audit append of a 1,000-score request into a large SQLite trail: random or time-ordered ids.
+
+Usage: .venv/bin/python bench/bench_audit_append.py [--prefill 300000] [--batch 1000]
+       [--repeats 20] [--workdir DIR]
+
+Builds an audit database (migrations, WAL, ``synchronous=FULL`` as the server runs it) holding
+``--prefill`` score records with version-4 score ids, as a trail written before time-ordered ids
+would hold, and copies it. Then appends ``--repeats`` batches of ``--batch`` score records through
+``AuditStore.append_ids`` to each copy, alternating between them: one copy with version-4 ids
+(``uuid.uuid4``, what arscore used before), the other with ``new_score_ids`` (version 7, time
+ordered). The records are synthetic but shaped like a score without reasons (44 feature values,
+a recommendation with two sentences: ~1.6 KB of payload). Prints wall and CPU time per append
+(median and 90th percentile) and the ratio. Timings on a shared machine are noisy: compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+from unittest import mock
+
+from serving import audit
+from serving.audit import AuditEntry, AuditStore
+from serving.db import make_engine, upgrade
+
+N_FEATURES = 44
+
+
+def score_entry(rng: random.Random) -> AuditEntry:
+    """One synthetic score record, shaped like the scores route's (no reasons)."""
+    features = {
+        f"feature_{j}": rng.random() if j % 7 else f"level_{rng.randrange(9)}"
+        for j in range(N_FEATURES)
+    }
+    sentences = [
+        {"source": "rule", "rule_id": "timely_filing", "sentence": "The payer has 23 days left."},
+        {"source": "policy", "rule_id": "net", "sentence": "Expected net recovery is $12.00."},
+    ]
+    payload = {
+        "as_of": date(2026, 9, 30),
+        "patient_key": f"{rng.getrandbits(256):064x}",
+        "model_alias": "champion",
+        "features": features,
+        "probability_collected": rng.random(),
+        "expected_recovery": "12.34",
+        "risk_band": "low",
+        "reasons": [],
+        "recommendation": {
+            "action": "follow_up",
+            "reasons": sentences,
+            "policy_version": "policy-1+cfg-0123456789ab",
+            "expected_net_recovery": 12.0,
+        },
+    }
+    return AuditEntry(
+        kind="score",
+        requester_key_id=f"{rng.getrandbits(64):016x}",
+        requester_role="scorer",
+        model_name="arscore",
+        model_version="1",
+        model_sha256="a" * 64,
+        policy_version="policy-1+cfg-0123456789ab",
+        claim_id=f"C{rng.getrandbits(40):012d}",
+        payload=payload,
+    )
+
+
+def version_4_ids(count: int, now_ns: int | None = None) -> list[str]:
+    """What arscore's score ids were before: random version-4 UUIDs."""
+    return [uuid.uuid4().hex for _ in range(count)]
+
+
+def store(path: Path) -> AuditStore:
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    return AuditStore(engine)
+
+
+def prefill(path: Path, n_records: int, batch: int, rng: random.Random) -> None:
+    trail = store(path)
+    started = time.perf_counter()
+    with mock.patch.object(audit, "new_score_ids", version_4_ids):
+        for done in range(0, n_records, batch):
+            trail.append_ids([score_entry(rng) for _ in range(min(batch, n_records - done))])
+            if (done // batch) % 50 == 0:
+                print(f"  prefill {done:>9,} / {n_records:,} records", flush=True)
+    trail.engine.dispose()
+    size = path.stat().st_size / 2**20
+    seconds = time.perf_counter() - started
+    print(f"prefilled {n_records:,} records in {seconds:.0f} s: {size:,.0f} MiB")
+
+
+def measure(trail: AuditStore, batch: int, rng: random.Random, ids: object) -> tuple[float, float]:
+    """Wall and CPU seconds of one append of ``batch`` records (entries built beforehand)."""
+    entries = [score_entry(rng) for _ in range(batch)]
+    with mock.patch.object(audit, "new_score_ids", ids):
+        wall, cpu = time.perf_counter(), time.process_time()
+        trail.append_ids(entries)
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def summary(values: list[float]) -> str:
+    ordered = sorted(values)
+    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    return f"median {1000 * statistics.median(values):6.1f} ms, p90 {1000 * p90:6.1f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefill", type=int, default=300_000, help="records already stored")
+    parser.add_argument("--batch", type=int, default=1_000, help="records per append")
+    parser.add_argument("--repeats", type=int, default=20, help="appends measured per kind")
+    parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
+    args = parser.parse_args()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_audit_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    base = workdir / "prefilled.db"
+    if not base.exists():
+        prefill(base, args.prefill, args.batch, rng)
+    kinds = {"version 4 (random)": version_4_ids, "version 7 (time-ordered)": audit.new_score_ids}
+    trails, times = {}, {}
+    for name in kinds:
+        copy = workdir / f"{name.split()[1]}.db"
+        shutil.copyfile(base, copy)
+        trails[name], times[name] = store(copy), ([], [])
+    for _ in range(args.repeats):
+        for name, ids in kinds.items():
+            wall, cpu = measure(trails[name], args.batch, rng, ids)
+            times[name][0].append(wall)
+            times[name][1].append(cpu)
+    print(f"\n{args.repeats} appends of {args.batch:,} score records onto {args.prefill:,} stored")
+    for name, (walls, cpus) in times.items():
+        print(f"  {name:26s} wall {summary(walls)}; cpu {summary(cpus)}")
+    old, new = (statistics.median(times[name][0]) for name in kinds)
+    print(f"median wall, version 4 / version 7: {old / new:.2f}x")
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

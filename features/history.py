@@ -20,6 +20,7 @@ from features.pseudonym import pseudonymize
 from features.schema import (
     CLAIM_COLUMNS,
     CLAIMS_FILE_STEM,
+    MAX_AMOUNT,
     TRANSACTION_COLUMNS,
     TRANSACTIONS_FILE_STEM,
     Column,
@@ -119,8 +120,14 @@ def _parse_column(column: Column, raw: pd.Series, source: str) -> tuple[pd.Serie
             bad_type |= present & ~np.isclose(parsed.fillna(0) % 1, 0)
             parsed = parsed.round().astype("Int64")
         problems.append(_problem(source, column.name, label, bad_type))
-        negative = present & ~bad_type & (parsed.fillna(0).to_numpy(dtype="float64") < 0)
+        values = parsed.fillna(0).to_numpy(dtype="float64")
+        negative = present & ~bad_type & (values < 0)
         problems.append(_problem(source, column.name, "an amount >= 0", negative))
+        if column.kind == "money":
+            too_large = present & ~bad_type & ~negative & ~(values < MAX_AMOUNT)  # inf too
+            problems.append(
+                _problem(source, column.name, f"an amount below {MAX_AMOUNT:,}", too_large)
+            )
     else:
         parsed = _as_text(raw).astype("string")
         if column.kind == "enum":

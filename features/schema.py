@@ -46,6 +46,9 @@ APPEAL_STEPS = ("filed", "won", "lost")
 TRANSACTION_REASONS = ADJUSTMENT_REASONS + FAP_DECISIONS + APPEAL_STEPS
 
 ColumnKind = Literal["string", "enum", "date", "money", "int"]
+MAX_AMOUNT = 10_000_000_000
+"""Every amount is below this many dollars: far above any claim, and low enough that its cents
+are exact in a float64 and an int64 (an amount like 1e400 would otherwise become infinite)."""
 
 
 @dataclass(frozen=True)

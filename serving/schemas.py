@@ -37,6 +37,7 @@ from features.schema import (
     CARC_GROUPS,
     CLAIM_COLUMNS,
     CLAIM_TYPES,
+    MAX_AMOUNT,
     PARTIES,
     PAYER_TYPES,
     TRANSACTION_COLUMNS,
@@ -104,9 +105,15 @@ Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=
 OptionalText = Annotated[Text | None, _blank_to_none_in_rust()]
 Money = Annotated[
     Decimal,
-    Field(ge=0, allow_inf_nan=False),
+    Field(ge=0, lt=MAX_AMOUNT, allow_inf_nan=False),
     WithJsonSchema(
-        {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}], "example": 1250.0}
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "exclusiveMaximum": MAX_AMOUNT},
+                {"type": "string"},
+            ],
+            "example": 1250.0,
+        }
     ),
 ]
 OptionalMoney = Annotated[Money | None, _blank_to_none_in_rust(JSON_NUMBER)]

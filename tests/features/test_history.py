@@ -57,6 +57,22 @@ def test_validate_history_negative_amount_is_an_error():
     assert problems == ["transactions: column 'amount', row 1: expected an amount >= 0"]
 
 
+@pytest.mark.parametrize("amount", ["1e400", "inf", "10000000000", "12345678901.5"])
+def test_validate_history_amount_too_large_or_infinite_is_an_error(amount):
+    """Such an amount has no exact cents (1e400 becomes infinite); it is refused, not scored."""
+    transactions = [tx_row("C1", "2025-02-01", "payment", amount, party="payer")]
+    problems = _problems([claim_row("C1")], transactions)
+    assert problems == [
+        "transactions: column 'amount', row 1: expected an amount below 10,000,000,000"
+    ]
+
+
+def test_validate_history_amount_just_below_the_ceiling_is_accepted():
+    transactions = [tx_row("C1", "2025-02-01", "payment", "9999999999.99", party="payer")]
+    history = validate_history(*_raw([claim_row("C1")], transactions), TEST_KEY)
+    assert history.transactions["amount"].iloc[0] == 9999999999.99
+
+
 def test_validate_history_transaction_for_unknown_claim_is_an_error():
     transactions = [
         tx_row("C1", "2025-02-01", "statement"),

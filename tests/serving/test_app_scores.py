@@ -217,6 +217,19 @@ def test_scores_invalid_items_422_every_bad_field_without_echoing_input(sqlite_a
     assert "Traceback" not in response.text
 
 
+def test_scores_amount_without_exact_cents_422_not_500(sqlite_app, raw_history):
+    """1e400 is a finite decimal but an infinite float: refused at its field, nothing scored."""
+    good = score_item(raw_history, open_claim_ids(raw_history)[0])
+    huge = {**good, "total_charge": "1e400"}
+    huge["transactions"] = [{**t, "amount": "1e400"} for t in good["transactions"]]
+    response = post_scores(sqlite_app, [huge])
+    assert response.status_code == 422
+    locs = {tuple(d["loc"]) for d in response.json()["detail"]}
+    assert ("body", "items", 0, "total_charge") in locs
+    assert ("body", "items", 0, "transactions", 0, "amount") in locs
+    assert audit_count(sqlite_app) == 0
+
+
 @pytest.mark.parametrize("body", [b"{not json", b"", b"[1, 2]", b'{"items": "C1"}'])
 def test_scores_malformed_body_422_at_body_without_echo(sqlite_app, body):
     response = sqlite_app.client.post(

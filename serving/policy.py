@@ -45,9 +45,10 @@ fee-for-service deductible/coinsurance (PR-1/PR-2) is claimable as Medicare bad 
 placement or a plan offer.
 
 Modules: ``serving.policy`` (this: configuration and API), ``serving.policy_facts`` (facts from
-snapshot columns), ``serving.policy_rules`` (rules, forbidden actions), ``serving.policy_decide``,
-``serving.policy_vector`` (the actions alone of a whole batch at once, for the batch scorer),
-``serving.policy_records`` (facts of dict records, for the API: no DataFrame).
+snapshot columns), ``serving.policy_rules`` (rules), ``serving.policy_forbidden`` (forbidden
+actions), ``serving.policy_decide``, ``serving.policy_vector`` (the actions alone of a whole
+batch at once, for the batch scorer), ``serving.policy_records`` (facts of dict records, for the
+API: no DataFrame).
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ from features.errors import ArscoreError
 from features.schema import PAYER_TYPES
 from serving.policy_decide import Reason, Recommendation, decide
 from serving.policy_facts import Facts, account_facts
+from serving.policy_forbidden import forbidden
 from serving.policy_records import records_facts
-from serving.policy_rules import ACTIONS, Block, Context, forbidden
+from serving.policy_rules import ACTIONS, Block, Context
 
 __all__ = [
     "ACTIONS",

@@ -12,13 +12,13 @@ from typing import Literal, TypedDict
 
 from features.errors import ArscoreError
 from serving.policy_facts import Facts
+from serving.policy_forbidden import forbidden
 from serving.policy_rules import (
     EPSILON,
     PR_NAMES,
     Block,
     Context,
     first_statement,
-    forbidden,
     rule_hits,
     usd,
 )

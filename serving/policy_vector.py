@@ -5,7 +5,7 @@ rule, every sentence, the blocked actions): about 12 us a row, more than the mod
 batch keeps only the action, so ``recommend_actions`` computes that action with column
 operations on the same ``policy_facts.fact_columns``: one boolean mask per branch of
 ``serving.policy_decide``, in its precedence order (the first branch that applies decides), and
-the gates of ``serving.policy_rules.forbidden`` as masks of the rows where they block an action.
+the gates of ``serving.policy_forbidden.forbidden`` as masks of the rows where they block an action.
 
 Only the gates that can still block at the patient-side step (rule 9) are needed there: a row
 that reaches it is on the patient side with no credit, contractual, hold, FAP approval, state

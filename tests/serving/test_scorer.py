@@ -108,6 +108,30 @@ def test_scorer_scores_equal_collectibility_model_score_on_build_snapshots(score
         ]
 
 
+def test_model_views_are_each_rows_values_as_the_model_saw_them(scorer, model, records):
+    history = records[0]
+    X = model.features(build_snapshots(history, [AS_OF], labels=None).iloc[:50]).copy()
+    pipeline = model.pipeline
+    names = pipeline.feature_names_
+    rng = np.random.default_rng(3)
+    X[rng.random(X.shape) < 0.2] = np.nan  # missing values in numbers and categories alike
+    X[:, 0] = np.nan  # a column missing in every row
+    views = scorer.model_views(X)
+    assert len(views) == len(X)
+    for row, view in zip(X, views, strict=True):
+        assert list(view) == names
+        expected = [
+            pipeline.category_label(n, v)
+            if n in pipeline.categorical
+            else (None if np.isnan(v) else v)
+            for n, v in zip(names, row, strict=True)
+        ]
+        assert list(view.values()) == expected
+        assert all(v is None or type(v) in (float, str) for v in view.values())
+    assert any(type(v) is str for view in views for v in view.values())
+    assert scorer.model_views(X[:0]) == []
+
+
 def test_scorer_contributions_plus_bias_equal_raw_score(scorer, model, records):
     history, claims, events = records
     patients = _by_patient(claims, events)

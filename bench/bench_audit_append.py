@@ -1,16 +1,24 @@
-"""The audit append of a 1,000-score request into a large SQLite trail: random or time-ordered ids.
+"""The audit append of a 1,000-score request into a large SQLite trail: ids, then page sizes.
 
-Usage: .venv/bin/python bench/bench_audit_append.py [--prefill 300000] [--batch 1000]
-       [--repeats 20] [--workdir DIR]
+Usage: .venv/bin/python bench/bench_audit_append.py [--compare ids|page-size] [--prefill 300000]
+       [--batch 1000] [--repeats 20] [--workdir DIR]
 
 Builds an audit database (migrations, WAL, ``synchronous=FULL`` as the server runs it) holding
 ``--prefill`` score records with version-4 score ids, as a trail written before time-ordered ids
-would hold, and copies it. Then appends ``--repeats`` batches of ``--batch`` score records through
-``AuditStore.append_ids`` to each copy, alternating between them: one copy with version-4 ids
-(``uuid.uuid4``, what arscore used before), the other with ``new_score_ids`` (version 7, time
-ordered). The records are synthetic but shaped like a score without reasons (44 feature values,
-a recommendation with two sentences: ~1.6 KB of payload). Prints wall and CPU time per append
-(median and 90th percentile) and the ratio. Timings on a shared machine are noisy: compare ratios.
+would hold, and copies it once per kind compared. Then appends ``--repeats`` batches of
+``--batch`` score records through ``AuditStore.append_ids`` to each copy, alternating between
+them:
+
+* ``--compare ids`` (default): one copy with version-4 ids (``uuid.uuid4``, what arscore used
+  before), the other with ``new_score_ids`` (version 7, time ordered);
+* ``--compare page-size``: both with ``new_score_ids``, one copy rebuilt (``VACUUM``) with 4 KiB
+  pages, SQLite's default and what files made before ``serving.db.SQLITE_PAGE_SIZE`` have, the
+  other rebuilt with 16 KiB pages, what new files get now.
+
+The records are synthetic but shaped like a score without reasons (44 feature values, a
+recommendation with two sentences: ~1.6 KB of payload). Prints wall and CPU time per append
+(median and 90th percentile), the WAL frames one append writes, and the ratio. Timings on a
+shared machine are noisy: compare ratios.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -113,8 +122,38 @@ def summary(values: list[float]) -> str:
     return f"median {1000 * statistics.median(values):6.1f} ms, p90 {1000 * p90:6.1f} ms"
 
 
+def rebuilt(path: Path, page_size: int) -> None:
+    """The file rewritten (``VACUUM``) with ``page_size`` pages, back in WAL mode."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode = DELETE")
+        connection.execute(f"PRAGMA page_size = {page_size}")
+        connection.execute("VACUUM")
+        connection.execute("PRAGMA journal_mode = WAL")
+        found = connection.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        connection.close()
+    if found != page_size:
+        raise SystemExit(f"{path}: page size {found} after VACUUM, expected {page_size}")
+
+
+def wal_frames(trail: AuditStore, batch: int, rng: random.Random) -> int:
+    """WAL frames (pages) written by one append, checkpoints held off meanwhile."""
+    with trail.engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        driver.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            trail.append_ids([score_entry(rng) for _ in range(batch)])
+            frames = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        finally:
+            driver.execute("PRAGMA wal_autocheckpoint = 1000")
+    return int(frames)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=["ids", "page-size"], default="ids")
     parser.add_argument("--prefill", type=int, default=300_000, help="records already stored")
     parser.add_argument("--batch", type=int, default=1_000, help="records per append")
     parser.add_argument("--repeats", type=int, default=20, help="appends measured per kind")
@@ -126,22 +165,33 @@ def main() -> int:
     base = workdir / "prefilled.db"
     if not base.exists():
         prefill(base, args.prefill, args.batch, rng)
-    kinds = {"version 4 (random)": version_4_ids, "version 7 (time-ordered)": audit.new_score_ids}
+    if args.compare == "ids":
+        kinds = {"version 4 (random)": (version_4_ids, None)}
+        kinds["version 7 (time-ordered)"] = (audit.new_score_ids, None)
+    else:
+        kinds = {"4 KiB pages": (audit.new_score_ids, 4096)}
+        kinds["16 KiB pages"] = (audit.new_score_ids, 16384)
     trails, times = {}, {}
-    for name in kinds:
-        copy = workdir / f"{name.split()[1]}.db"
+    for number, (name, (_, page_size)) in enumerate(kinds.items()):
+        copy = workdir / f"copy_{number}.db"
         shutil.copyfile(base, copy)
+        if page_size is not None:
+            rebuilt(copy, page_size)
         trails[name], times[name] = store(copy), ([], [])
     for _ in range(args.repeats):
-        for name, ids in kinds.items():
+        for name, (ids, _) in kinds.items():
             wall, cpu = measure(trails[name], args.batch, rng, ids)
             times[name][0].append(wall)
             times[name][1].append(cpu)
     print(f"\n{args.repeats} appends of {args.batch:,} score records onto {args.prefill:,} stored")
     for name, (walls, cpus) in times.items():
-        print(f"  {name:26s} wall {summary(walls)}; cpu {summary(cpus)}")
-    old, new = (statistics.median(times[name][0]) for name in kinds)
-    print(f"median wall, version 4 / version 7: {old / new:.2f}x")
+        with mock.patch.object(audit, "new_score_ids", kinds[name][0]):
+            frames = wal_frames(trails[name], args.batch, rng)
+        print(f"  {name:26s} wall {summary(walls)}; cpu {summary(cpus)}; {frames:,} WAL frames")
+    first, second = kinds
+    for label, at in (("wall", 0), ("cpu", 1)):
+        old, new = (statistics.median(times[name][at]) for name in (first, second))
+        print(f"median {label}, {first} / {second}: {old / new:.2f}x")
     if args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

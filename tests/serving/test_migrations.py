@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.resources
+import sqlite3
 import threading
 import time
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from serving import audit, history_ledger, history_store, keys
 from serving.db import (
+    SQLITE_PAGE_SIZE,
     alembic_config,
     current_revision,
     downgrade,
@@ -145,7 +147,7 @@ def test_make_engine_sqlite_sets_pragmas_and_creates_parent_dir(tmp_path):
     with engine.connect() as connection:
         pragmas = {
             name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys", "page_size")
         }
 
     assert path.parent.is_dir()
@@ -154,7 +156,26 @@ def test_make_engine_sqlite_sets_pragmas_and_creates_parent_dir(tmp_path):
         "synchronous": 2,  # FULL: a commit is on disk before it returns
         "busy_timeout": 1234,
         "foreign_keys": 1,
+        "page_size": SQLITE_PAGE_SIZE,  # a new file's
     }
+    engine.dispose()
+
+
+def test_make_engine_sqlite_keeps_an_existing_files_page_size(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # a file made before SQLITE_PAGE_SIZE, SQLite's default
+        old.execute("PRAGMA page_size = 4096")
+        old.execute("CREATE TABLE kept (x INTEGER)")
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+
+    with write_transaction(engine) as connection:
+        connection.exec_driver_sql("INSERT INTO kept VALUES (1)")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("SELECT x FROM kept").scalar() == 1
+        assert connection.exec_driver_sql("SELECT count(*) FROM audit_records").scalar() == 0
     engine.dispose()
 
 

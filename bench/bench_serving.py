@@ -2,6 +2,7 @@
 
 Usage: .venv/bin/python bench/bench_serving.py [--duration 20] [--warmup 5] [--workers 1]
        [--batch-concurrency 2,4] [--single-concurrency 16] [--reuse DIR] [--keep]
+       [--only single,batch,batch_reasons] [--servers arscore,mlflow]
 
 In a temporary directory (never the repository's data/, models/ or var/), builds the model the
 way `make demo` does (generate 20,000 claims with seed 7, dataset, train, promote, load), creates
@@ -23,6 +24,8 @@ socket error fails the scenario loudly (status and body shown) and the run exits
 a scenario in which no response completed: a 1,000-claim request with reasons takes seconds, so
 a short ``--duration`` times few or none of them (rates count the responses completed within the
 measured time; each run starts once the server is idle again after the warm-up).
+``--only`` and ``--servers`` measure a part (say ``--only batch --servers arscore``, to compare two
+versions of arscore run after run); the ratios that need both servers are then left out.
 Requires wrk (``apt-get install wrk``). Timings on a shared machine are noisy: compare ratios.
 """
 
@@ -60,6 +63,8 @@ DEMO_CLAIMS, DEMO_SEED = 20_000, 7
 SINGLE_POOL = 200
 BATCH_ITEMS = 1_000
 GOAL_SINGLE_RATIO, GOAL_BATCH_CLAIMS = 2.0, 20_000
+KINDS = ("single", "batch", "batch_reasons")
+SERVERS = ("arscore", "mlflow")
 READY_TIMEOUT_SECONDS = 180.0
 SYNCHRONOUS = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
@@ -690,7 +695,29 @@ def parse_args() -> argparse.Namespace:
         "--reuse", type=Path, help="workspace directory: built there once, then reused"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary workspace")
-    return parser.parse_args()
+    parser.add_argument(
+        "--only",
+        type=lambda text: text.split(","),
+        default=list(KINDS),
+        help=f"scenario kinds to measure, comma-separated, of {', '.join(KINDS)} (default: all)",
+    )
+    parser.add_argument(
+        "--servers",
+        type=lambda text: text.split(","),
+        default=list(SERVERS),
+        help="servers to measure, comma-separated, of arscore, mlflow (default: both)",
+    )
+    args = parser.parse_args()
+    for option, given, known in (
+        ("--only", args.only, KINDS),
+        ("--servers", args.servers, SERVERS),
+    ):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            parser.error(
+                f"{option}: unknown {', '.join(unknown)}; expected some of {', '.join(known)}"
+            )
+    return args
 
 
 def main() -> int:
@@ -718,7 +745,12 @@ def run(workspace: Workspace, args: argparse.Namespace) -> int:
     print(summary)
     bodies = write_bodies(workspace, input_columns)
     token = scorer_token(workspace)
-    plan = scenarios(bodies, token, args)
+    every = scenarios(bodies, token, args)
+    plan = {
+        server: [s for s in planned if s.kind in args.only]
+        for server, planned in every.items()
+        if server in args.servers
+    }
     workers = str(args.workers)
     servers = {
         "arscore": Server(
@@ -739,10 +771,11 @@ def run(workspace: Workspace, args: argparse.Namespace) -> int:
     results: list[Result] = []
     checked: dict[str, list[dict]] = {}
     audit_before = audit_count(workspace)
+    servers = {name: server for name, server in servers.items() if name in plan}
     for name, server in servers.items():
         with server.running():
             print(f"{name} server on {server.url} ({args.workers} worker(s)), log {server.log}")
-            batch = next(s for s in plan[name] if s.kind == "batch")
+            batch = next(s for s in every[name] if s.kind == "batch")
             checked[name] = check_once(server.url, batch)
             for scenario in plan[name]:
                 results.append(measure(server, scenario, args))
@@ -750,7 +783,9 @@ def run(workspace: Workspace, args: argparse.Namespace) -> int:
     answered = sum(r.ok * r.scenario.claims_per_request for r in results if r.scenario.token)
     audit_ok = audit_written >= answered
     notes = [
-        agreement(checked["arscore"], checked["mlflow"]),
+        agreement(checked["arscore"], checked["mlflow"])
+        if len(checked) == 2
+        else "probabilities not compared: one server measured",
         f"audit store: {workspace.database_url} ({audit_durability(workspace)}); "
         f"{audit_written:,} audit records written during the run, "
         f"{'at least' if audit_ok else 'FEWER THAN'} the {answered:,} scores answered in the "

@@ -10,7 +10,7 @@ bodies one after the other (without reasons unless ``--reasons``) and prints, pe
 wall and CPU time of the whole process (server and client), and the wall time of each scoring
 stage from ``/metrics``. With one request at a time nothing waits for the GIL, so a stage's
 wall time is its CPU time plus its own I/O waits (the audit commit's fsync); "outside them" is
-the rest of the wall time (HTTP, building the scorer's inputs, the response, the test client).
+the rest of the wall time (HTTP, the response, the test client).
 
 Unlike ``bench_serving.py`` there is no load generator and no concurrency: this is the floor
 that throughput on N cores cannot beat, N / (CPU per request) requests per second.

@@ -46,8 +46,8 @@ class Metrics:
         )
         self.stages = Histogram(
             "arscore_scoring_stage_seconds",
-            "Time per stage of a score request (history, snapshot, features, predict, "
-            "contributions, reasons, audit)",
+            "Time per stage of a score request (parse, inputs, history, snapshot, features, "
+            "predict, contributions, reasons, policy, audit)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,

@@ -246,9 +246,9 @@ def create_scores(
     timings = ScoringTimings()
     started = time.perf_counter()
     body = parse_json_body(raw, ScoreRequest, settings.max_batch_items)
-    timings.add("parse", started)
+    started = timings.add("parse", started)
     inputs = score_inputs(body, key, today)
-    started = time.perf_counter()
+    started = timings.add("inputs", started)
     others = other_claims_totals(
         history.engine, [(i.claim.patient_key, i.claim.claim_id, i.as_of) for i in inputs]
     )

@@ -118,7 +118,9 @@ def test_metrics_counts_requests_by_route_template_scores_by_band_and_model(
     for band in set(bands):
         assert f'arscore_scores_total{{risk_band="{band}"}} {float(bands.count(band))}' in text
     assert 'arscore_model_info{alias="",name="arscore-test",sha256="' in text
-    assert 'arscore_scoring_stage_seconds_count{stage="contributions"} 1.0' in text
+    stages = ("parse", "inputs", "history", "snapshot", "features", "predict", "contributions")
+    for stage in (*stages, "reasons", "policy", "audit"):
+        assert f'arscore_scoring_stage_seconds_count{{stage="{stage}"}} 1.0' in text
 
 
 def test_unexpected_error_500_with_error_id_and_no_trace(sqlite_app, raw_history, caplog):

@@ -1,4 +1,4 @@
-"""The rules of the decision policy: each rule, and the actions the rules forbid.
+"""The rules of the decision policy: each rule, and which of them apply to an account.
 
 Each rule is a small function of an account's ``Facts`` returning its (rule_id, sentence), or
 None when it does not apply. ``rule_hits`` evaluates them once per account;

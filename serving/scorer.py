@@ -208,19 +208,17 @@ class Scorer:
     def model_views(self, X: np.ndarray) -> list[dict[str, Any]]:
         """The feature values the model saw, per row of ``X``: numbers (None if missing), category
         labels (the pipeline's ``category_label``: None if missing or unseen in training). Built
-        column by column, one pass per feature over the batch: 7.5 ms for 1,000 rows of 44
-        features here, against 13.2 ms for a loop over each row's values."""
+        column by column, one pass per feature over the batch: for 1,000 rows of 44 features,
+        7.3 ms against 8.8 ms for a loop over each row's values (the fastest of 15 interleaved
+        runs each; this machine's timings vary by a third from run to run)."""
         columns = []
         for position, levels in enumerate(self.levels):
             column = X[:, position]
-            missing = np.isnan(column)
             values = column.tolist()
-            if levels is None:
-                if missing.any():
-                    gone = missing.tolist()
-                    values = [None if g else v for v, g in zip(values, gone, strict=True)]
-            else:
+            if levels is not None:
                 values = [None if v != v else levels[int(v)] for v in values]
+            elif np.isnan(column).any():
+                values = [None if v != v else v for v in values]
             columns.append(values)
         names = self.feature_names
         return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]

@@ -1,7 +1,7 @@
 """The audit append of a 1,000-score request into a large SQLite trail: ids, then page sizes.
 
 Usage: .venv/bin/python bench/bench_audit_append.py [--compare ids|page-size] [--prefill 300000]
-       [--batch 1000] [--repeats 20] [--workdir DIR]
+       [--batch 1000] [--repeats 20] [--workdir DIR] [--busy-thread]
 
 Builds an audit database (migrations, WAL, ``synchronous=FULL`` as the server runs it) holding
 ``--prefill`` score records with version-4 score ids, as a trail written before time-ordered ids
@@ -19,6 +19,11 @@ The records are synthetic but shaped like a score without reasons (44 feature va
 recommendation with two sentences: ~1.6 KB of payload). Prints wall and CPU time per append
 (median and 90th percentile), the WAL frames one append writes, and the ratio. Timings on a
 shared machine are noisy: compare ratios.
+
+``--busy-thread`` runs a thread that only computes, in this process, while the appends are
+timed: what a second request of the same server worker does meanwhile. An append then waits for
+the GIL each time it lets go of it, while it holds the trail's write lock that every worker
+waits on; its wall time is what to read (its CPU time includes the busy thread's).
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from unittest import mock
@@ -116,6 +124,28 @@ def measure(trail: AuditStore, batch: int, rng: random.Random, ids: object) -> t
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
+@contextmanager
+def busy_thread(wanted: bool) -> Iterator[None]:
+    """If wanted, a thread that runs Python bytecode without pause until the block ends."""
+    if not wanted:
+        yield
+        return
+    stop = threading.Event()
+
+    def spin() -> None:
+        count = 0
+        while not stop.is_set():
+            count += 1
+
+    thread = threading.Thread(target=spin, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
@@ -158,6 +188,9 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=1_000, help="records per append")
     parser.add_argument("--repeats", type=int, default=20, help="appends measured per kind")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary dir")
+    parser.add_argument(
+        "--busy-thread", action="store_true", help="a computing thread beside the appends"
+    )
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_audit_"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -178,12 +211,17 @@ def main() -> int:
         if page_size is not None:
             rebuilt(copy, page_size)
         trails[name], times[name] = store(copy), ([], [])
-    for _ in range(args.repeats):
-        for name, (ids, _) in kinds.items():
-            wall, cpu = measure(trails[name], args.batch, rng, ids)
-            times[name][0].append(wall)
-            times[name][1].append(cpu)
-    print(f"\n{args.repeats} appends of {args.batch:,} score records onto {args.prefill:,} stored")
+    with busy_thread(args.busy_thread):
+        for _ in range(args.repeats):
+            for name, (ids, _) in kinds.items():
+                wall, cpu = measure(trails[name], args.batch, rng, ids)
+                times[name][0].append(wall)
+                times[name][1].append(cpu)
+    beside = ", beside a busy thread" if args.busy_thread else ""
+    print(
+        f"\n{args.repeats} appends of {args.batch:,} score records onto {args.prefill:,} "
+        f"stored{beside}"
+    )
     for name, (walls, cpus) in times.items():
         with mock.patch.object(audit, "new_score_ids", kinds[name][0]):
             frames = wal_frames(trails[name], args.batch, rng)

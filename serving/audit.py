@@ -49,6 +49,7 @@ GENESIS_HASH = "0" * 64
 PURGE_KIND = "audit_purge"
 FORBIDDEN_PAYLOAD_KEYS = frozenset({"patient_id"})
 EXPORT_CHUNK_ROWS = 5_000
+SQLITE_ROWS_PER_INSERT = 500
 Problem = Literal["altered", "removed", "inserted"]
 
 _metadata = sa.MetaData()
@@ -172,6 +173,7 @@ _hashed_values = operator.itemgetter(*HASHED_FIELDS)
 
 
 _CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_HASH_PIECE = 2_047  # below hashlib's HASHLIB_GIL_MINSIZE (2,048 bytes)
 _FORBIDDEN_KEY_TEXTS = tuple(f'"{key}":'.encode() for key in FORBIDDEN_PAYLOAD_KEYS)
 
 
@@ -209,7 +211,23 @@ def _chained_hash(record: dict[str, Any], created_at: str, payload_text: bytes) 
     hashed = dict(zip(HASHED_FIELDS, _hashed_values(record), strict=True))
     hashed["created_at"] = created_at
     hashed["payload"] = orjson.Fragment(payload_text)
-    return hashlib.sha256(orjson.dumps(hashed, option=_CANONICAL_OPTIONS)).hexdigest()
+    return sha256_hex(orjson.dumps(hashed, option=_CANONICAL_OPTIONS))
+
+
+def sha256_hex(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, fed in pieces that keep the GIL.
+
+    hashlib lets go of the GIL for 2,048 bytes or more, and a record is ~2 KB. An append chains
+    its records while it holds the trail's write lock, which every worker process waits on. Each
+    release hands the GIL to another busy request thread of the process for up to the switch
+    interval (5 ms): 1,000 records took 2 ms alone and about 400 ms beside one busy thread."""
+    if len(data) < _HASH_PIECE:
+        return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256()
+    view = memoryview(data)
+    for start in range(0, len(view), _HASH_PIECE):
+        digest.update(view[start : start + _HASH_PIECE])
+    return digest.hexdigest()
 
 
 def _payload_text(payload: dict[str, Any], where: str) -> bytes:
@@ -309,13 +327,24 @@ class _DriverInsert:
     """An INSERT of many rows through the driver's own cursor, with SQLAlchemy's SQL text and
     bind processing for the dialect (SQLite's DATETIME text, say). SQLAlchemy's own executemany
     builds and processes a parameter dict per row: about as much CPU again as the driver's
-    insert, for a 1,000-score batch."""
+    insert, for a 1,000-score batch.
+
+    On SQLite the rows go in multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
+    ``SQLITE_ROWS_PER_INSERT`` rows. The sqlite3 module lets go of the GIL around every step, and
+    executemany steps once per row: while the trail's write lock was held, each step handed the
+    GIL to another busy thread of the process for up to 5 ms, and 1,000 rows took ~600 ms instead
+    of ~6 (``tests/serving/test_audit.py`` counts the steps)."""
 
     def __init__(self, table: sa.Table, engine: Engine):
         compiled = sa.insert(table).compile(dialect=engine.dialect)
         self.sql = compiled.string
         self.names = list(compiled.positiontup or [c.name for c in table.columns])
         self.positional = compiled.positiontup is not None
+        self.multirow = is_sqlite(engine) and self.positional and " VALUES (" in self.sql
+        if self.multirow:
+            head, group = self.sql.rsplit(" VALUES ", 1)
+            self._multirow_parts = (f"{head} VALUES ", group)
+        self._multirow_sql: dict[int, str] = {}
         dialect = engine.dialect
         self.processors = {
             c.name: processor
@@ -329,11 +358,37 @@ class _DriverInsert:
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Insert the rows (dicts by column name) in the connection's transaction."""
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver = connection.connection.driver_connection
+        cursor = driver.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(self.sql, self._parameters(rows))
+            parameters = self._parameters(rows)
+            if not self.multirow:
+                cursor.executemany(self.sql, parameters)
+                return
+            per_statement = self._rows_per_statement(driver)
+            for start in range(0, len(parameters), per_statement):
+                chunk = parameters[start : start + per_statement]
+                flat = [value for row in chunk for value in row]
+                cursor.execute(self._statement(len(chunk)), flat)
         finally:
             cursor.close()
+
+    def _rows_per_statement(self, driver: Any) -> int:
+        """Rows per multi-row INSERT: ``SQLITE_ROWS_PER_INSERT``, fewer if this SQLite build
+        allows fewer bound variables per statement."""
+        import sqlite3
+
+        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        return max(1, min(SQLITE_ROWS_PER_INSERT, limit // len(self.names)))
+
+    def _statement(self, n_rows: int) -> str:
+        """The multi-row INSERT of ``n_rows`` rows (made once per size: the driver caches the
+        compiled statement by its text)."""
+        sql = self._multirow_sql.get(n_rows)
+        if sql is None:
+            head, group = self._multirow_parts
+            sql = self._multirow_sql[n_rows] = head + ", ".join([group] * n_rows)
+        return sql
 
     def _parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
         """The driver's parameters: a tuple per row in the statement's order (named drivers: a

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
+import sqlite3
 import threading
 import time
 import uuid
@@ -24,6 +26,7 @@ from arscore.commands_audit import register
 from serving.audit import (
     GENESIS_HASH,
     PURGE_KIND,
+    SQLITE_ROWS_PER_INSERT,
     AuditChainBroken,
     AuditEntry,
     AuditRecord,
@@ -32,6 +35,7 @@ from serving.audit import (
     DuplicateScoreId,
     new_score_ids,
     record_hash,
+    sha256_hex,
 )
 from serving.db import is_sqlite, make_engine, upgrade
 from serving.settings import get_settings
@@ -166,6 +170,64 @@ def test_append_batch_of_1000_uses_one_insert_statement(db_engine, monkeypatch):
     assert len(records) == 1000 and count_records(db_engine) == 1000
     assert batches == [1000]
     assert store.verify().ok
+
+
+def traced_inserts(engine) -> list[str]:
+    """The audit INSERT statements SQLite runs on the engine's new connections from now on
+    (sqlite3's trace callback sees every run of a statement: executemany runs it per row)."""
+    seen: list[str] = []
+    engine.dispose()
+
+    @sa.event.listens_for(engine, "connect")
+    def _trace(dbapi_connection, _record):
+        dbapi_connection.set_trace_callback(
+            lambda sql: seen.append(sql) if sql.startswith("INSERT INTO audit_records") else None
+        )
+
+    return seen
+
+
+@pytest.mark.parametrize("n", [1, 500, 1_001])
+def test_append_on_sqlite_runs_one_multirow_insert_per_500_rows(tmp_path, n):
+    """Each run of a statement lets another thread take the GIL while the trail's write lock is
+    held, so SQLite gets the rows in statements of up to SQLITE_ROWS_PER_INSERT rows, not one
+    run per row; the records, their order and the chain are those of the rows sent."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    upgrade(engine)
+    store = AuditStore(engine)
+    inserts = traced_inserts(engine)
+    records = appended(store, n)
+
+    assert len(inserts) == -(-n // SQLITE_ROWS_PER_INSERT)
+    assert [r.claim_id for r in records] == [f"C{i}" for i in range(n)]
+    assert [store.get(r.score_id) for r in records[:: max(1, n // 7)]] == records[:: max(1, n // 7)]
+    assert count_records(engine) == n and store.verify().ok
+
+
+def test_append_on_sqlite_keeps_within_the_builds_variable_limit(tmp_path):
+    """A SQLite build that binds fewer variables per statement gets fewer rows per INSERT
+    (14 columns, a limit of 30: two rows per statement)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    upgrade(engine)
+    store = AuditStore(engine)
+    inserts = traced_inserts(engine)
+
+    @sa.event.listens_for(engine, "connect")
+    def _small_limit(dbapi_connection, _record):
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 30)
+
+    records = appended(store, 5)
+
+    assert len(inserts) == 3
+    assert count_records(engine) == 5 and store.verify().ok
+    assert [store.get(r.score_id) for r in records] == records
+
+
+@pytest.mark.parametrize("size", [0, 1, 2_046, 2_047, 2_048, 4_094, 4_095, 100_000])
+def test_sha256_hex_equals_hashlib_at_every_size(size):
+    """Fed in pieces under 2,048 bytes (so hashlib keeps the GIL), the digest is sha256's."""
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert sha256_hex(data) == hashlib.sha256(data).hexdigest()
 
 
 def test_append_stores_created_at_as_sqlalchemy_writes_it(db_engine):

@@ -246,6 +246,39 @@ def test_other_claims_totals_values_are_int_and_date_in_item_order(db_engine):
     assert other_claims_totals(db_engine, []) == []
 
 
+def test_other_claims_totals_on_sqlite_reads_one_row_per_query(tmp_path, history):
+    """SQLite answers a chunk of items in one row (a JSON array of the per-item rows): the
+    driver lets go of the GIL at every row it steps to, and a busy thread of the worker then
+    holds it for up to 5 ms. The totals are those of the rows (the tests above)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'history.db'}")
+    upgrade(engine)
+    store = HistoryStore(engine)
+    store.upsert(history.claims, history.transactions)
+    claims_of, events_of = stored_by_patient(store)
+    items = score_items(claims_of, events_of, seed=3)[:IN_CHUNK]
+    sql, params = history_ledger._totals_query(True, items, 0)
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(sql, tuple(params)).all()
+
+    found = other_claims_totals(engine, items)
+
+    assert len(rows) == 1
+    assert sum(1 for totals in found if totals != OtherClaims()) > 100
+    assert found == other_claims_totals_row_by_row(engine, items)
+
+
+def other_claims_totals_row_by_row(engine: sa.Engine, items) -> list[OtherClaims]:
+    """The totals as one row per item, the way the query gives them before the JSON wrap."""
+    found = [OtherClaims()] * len(items)
+    sql, params = history_ledger._totals_query(True, items, 0)
+    inner = sql.split("FROM (", 1)[1].rsplit(")", 1)[0]
+    with engine.connect() as connection:
+        for item, *totals, last in connection.exec_driver_sql(inner, tuple(params)):
+            last = None if last is None else dt.date.fromisoformat(last)
+            found[item] = OtherClaims(*totals, last)
+    return found
+
+
 def test_other_claims_totals_database_failure_raises_unavailable(db_engine):
     with db_engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE history_patient_ledger")

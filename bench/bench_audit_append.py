@@ -35,14 +35,13 @@ import sqlite3
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from unittest import mock
+
+from busy_thread import busy_thread
 
 from serving import audit
 from serving.audit import AuditEntry, AuditStore
@@ -122,28 +121,6 @@ def measure(trail: AuditStore, batch: int, rng: random.Random, ids: object) -> t
         wall, cpu = time.perf_counter(), time.process_time()
         trail.append_ids(entries)
         return time.perf_counter() - wall, time.process_time() - cpu
-
-
-@contextmanager
-def busy_thread(wanted: bool) -> Iterator[None]:
-    """If wanted, a thread that runs Python bytecode without pause until the block ends."""
-    if not wanted:
-        yield
-        return
-    stop = threading.Event()
-
-    def spin() -> None:
-        count = 0
-        while not stop.is_set():
-            count += 1
-
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def summary(values: list[float]) -> str:

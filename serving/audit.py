@@ -42,6 +42,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from serving.db import is_sqlite, snapshot_transaction, write_transaction
+from serving.db_bulk import DriverInsert
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ GENESIS_HASH = "0" * 64
 PURGE_KIND = "audit_purge"
 FORBIDDEN_PAYLOAD_KEYS = frozenset({"patient_id"})
 EXPORT_CHUNK_ROWS = 5_000
-SQLITE_ROWS_PER_INSERT = 500
 Problem = Literal["altered", "removed", "inserted"]
 
 _metadata = sa.MetaData()
@@ -323,99 +323,6 @@ def _unavailable(action: str, exc: BaseException) -> AuditUnavailable:
     return AuditUnavailable(f"audit store unavailable while {action}: {reason}")
 
 
-class _DriverInsert:
-    """An INSERT of many rows through the driver's own cursor, with SQLAlchemy's SQL text and
-    bind processing for the dialect (SQLite's DATETIME text, say). SQLAlchemy's own executemany
-    builds and processes a parameter dict per row: about as much CPU again as the driver's
-    insert, for a 1,000-score batch.
-
-    On SQLite the rows go in multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
-    ``SQLITE_ROWS_PER_INSERT`` rows. The sqlite3 module lets go of the GIL around every step, and
-    executemany steps once per row: while the trail's write lock was held, each step handed the
-    GIL to another busy thread of the process for up to 5 ms, and 1,000 rows took ~600 ms instead
-    of ~6 (``tests/serving/test_audit.py`` counts the steps)."""
-
-    def __init__(self, table: sa.Table, engine: Engine):
-        compiled = sa.insert(table).compile(dialect=engine.dialect)
-        self.sql = compiled.string
-        self.names = list(compiled.positiontup or [c.name for c in table.columns])
-        self.positional = compiled.positiontup is not None
-        self.multirow = is_sqlite(engine) and self.positional and " VALUES (" in self.sql
-        if self.multirow:
-            head, group = self.sql.rsplit(" VALUES ", 1)
-            self._multirow_parts = (f"{head} VALUES ", group)
-        self._multirow_sql: dict[int, str] = {}
-        dialect = engine.dialect
-        self.processors = {
-            c.name: processor
-            for c in table.columns
-            if (processor := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
-        }
-        self.getter = operator.itemgetter(*self.names)
-        self.processed_positions = [
-            (position, name) for position, name in enumerate(self.names) if name in self.processors
-        ]
-
-    def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """Insert the rows (dicts by column name) in the connection's transaction."""
-        driver = connection.connection.driver_connection
-        cursor = driver.cursor()  # type: ignore[union-attr]
-        try:
-            parameters = self._parameters(rows)
-            if not self.multirow:
-                cursor.executemany(self.sql, parameters)
-                return
-            per_statement = self._rows_per_statement(driver)
-            for start in range(0, len(parameters), per_statement):
-                chunk = parameters[start : start + per_statement]
-                flat = [value for row in chunk for value in row]
-                cursor.execute(self._statement(len(chunk)), flat)
-        finally:
-            cursor.close()
-
-    def _rows_per_statement(self, driver: Any) -> int:
-        """Rows per multi-row INSERT: ``SQLITE_ROWS_PER_INSERT``, fewer if this SQLite build
-        allows fewer bound variables per statement."""
-        import sqlite3
-
-        limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        return max(1, min(SQLITE_ROWS_PER_INSERT, limit // len(self.names)))
-
-    def _statement(self, n_rows: int) -> str:
-        """The multi-row INSERT of ``n_rows`` rows (made once per size: the driver caches the
-        compiled statement by its text)."""
-        sql = self._multirow_sql.get(n_rows)
-        if sql is None:
-            head, group = self._multirow_parts
-            sql = self._multirow_sql[n_rows] = head + ", ".join([group] * n_rows)
-        return sql
-
-    def _parameters(self, rows: list[dict[str, Any]]) -> list[Any]:
-        """The driver's parameters: a tuple per row in the statement's order (named drivers: a
-        dict), bind-processed; a batch shares its created_at, so each distinct value of a
-        processed column is processed once."""
-        processors = self.processors
-        processed: dict[tuple[str, Any], Any] = {}
-
-        def bound(name: str, value: Any) -> Any:
-            key = (name, value)
-            if key not in processed:
-                processed[key] = processors[name](value)
-            return processed[key]
-
-        if not self.positional:
-            if not processors:
-                return rows
-            return [{**row, **{n: bound(n, row[n]) for n in processors}} for row in rows]
-        values = list(map(self.getter, rows))
-        for position, name in self.processed_positions:
-            for i, row_values in enumerate(values):
-                row_values = list(row_values)
-                row_values[position] = bound(name, row_values[position])
-                values[i] = row_values
-        return values
-
-
 class AuditStore:
     """Append-only, tamper-evident audit trail on SQLite or PostgreSQL."""
 
@@ -428,7 +335,7 @@ class AuditStore:
         if dbapi is not None:
             self._db_errors += (dbapi.Error,)
             self._integrity_errors += (dbapi.IntegrityError,)
-        self._insert = _DriverInsert(audit_records, engine)
+        self._insert = DriverInsert(audit_records, engine)
 
     def _now(self) -> datetime:
         now = self.clock()

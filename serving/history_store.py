@@ -29,6 +29,7 @@ from features.errors import ArscoreError
 from features.history import History
 from features.schema import CLAIM_COLUMNS, TRANSACTION_COLUMNS, Column
 from serving.db import PG_LOCK_HISTORY, snapshot_transaction, write_transaction
+from serving.db_bulk import DriverInsert, DriverUpdate, fetch_rows
 
 IN_CHUNK = 500  # values per IN (...) list, well below SQLite's bound-parameter limit
 CLAIM_FRAME_COLUMNS = tuple(c for c in CLAIM_COLUMNS if c.name != "patient_id") + (
@@ -57,6 +58,7 @@ history_claims = sa.Table(
         for c in CLAIM_FRAME_COLUMNS
     ),
 )
+_CLAIM_NAMES = tuple(c.name for c in history_claims.columns)
 history_transactions = sa.Table(
     "history_transactions",
     _metadata,
@@ -168,6 +170,11 @@ class HistoryStore:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._claims_insert = DriverInsert(history_claims, engine)
+        self._claims_update = DriverUpdate(history_claims, engine, "claim_id")
+        self._transactions_insert = DriverInsert(
+            history_transactions, engine, [c.name for c in history_transactions.columns][1:]
+        )
 
     def upsert(self, claims: pd.DataFrame, transactions: pd.DataFrame) -> UpsertResult:
         """Store validated frames idempotently, in one transaction (all or nothing) that also
@@ -199,25 +206,15 @@ class HistoryStore:
         stored = {}
         for chunk in _chunks([row["claim_id"] for row in rows]):
             query = sa.select(history_claims).where(history_claims.c.claim_id.in_(chunk))
-            stored.update({r.claim_id: dict(r._mapping) for r in connection.execute(query)})
+            for values in fetch_rows(connection, query):
+                row = dict(zip(_CLAIM_NAMES, values, strict=True))
+                stored[row["claim_id"]] = row
         new = [row for row in rows if row["claim_id"] not in stored]
         changed = [
             row for row in rows if row["claim_id"] in stored and stored[row["claim_id"]] != row
         ]
-        if new:
-            connection.execute(sa.insert(history_claims), new)
-        if changed:
-            statement = sa.update(history_claims).where(
-                history_claims.c.claim_id == sa.bindparam("key_claim_id")
-            )
-            params = [
-                {
-                    "key_claim_id": row["claim_id"],
-                    **{k: v for k, v in row.items() if k != "claim_id"},
-                }
-                for row in changed
-            ]
-            connection.execute(statement, params)
+        self._claims_insert.execute(connection, new)
+        self._claims_update.execute(connection, changed)
         return [row["claim_id"] for row in new], [row["claim_id"] for row in changed]
 
     def _insert_transactions(
@@ -231,9 +228,9 @@ class HistoryStore:
         table = history_transactions
         for chunk in _chunks(claim_ids):
             query = sa.select(table.c.claim_id, table.c.identity).where(table.c.claim_id.in_(chunk))
-            existing.update((r.claim_id, r.identity) for r in connection.execute(query))
+            existing.update(fetch_rows(connection, query))
             query = sa.select(history_claims.c.claim_id).where(history_claims.c.claim_id.in_(chunk))
-            known.update(connection.execute(query).scalars())
+            known.update(claim_id for (claim_id,) in fetch_rows(connection, query))
         known |= sent
         unknown = [claim_id for claim_id in claim_ids if claim_id not in known]
         if unknown:
@@ -242,8 +239,7 @@ class HistoryStore:
                 "nor stored; nothing was written"
             )
         new = [row for row in rows if (row["claim_id"], row["identity"]) not in existing]
-        if new:
-            connection.execute(sa.insert(table), new)
+        self._transactions_insert.execute(connection, new)
         return [row["claim_id"] for row in new]
 
     def load(

@@ -26,7 +26,6 @@ from arscore.commands_audit import register
 from serving.audit import (
     GENESIS_HASH,
     PURGE_KIND,
-    SQLITE_ROWS_PER_INSERT,
     AuditChainBroken,
     AuditEntry,
     AuditRecord,
@@ -38,6 +37,7 @@ from serving.audit import (
     sha256_hex,
 )
 from serving.db import is_sqlite, make_engine, upgrade
+from serving.db_bulk import SQLITE_ROWS_PER_INSERT
 from serving.settings import get_settings
 from tests.factories import claim_row, make_history
 from tests.serving.conftest import FakeClock, tampering

@@ -1,0 +1,76 @@
+"""How long a history send holds the SQLite write lock, alone and beside a busy thread.
+
+Usage: .venv/bin/python bench/bench_history_upsert.py [--claims 1000] [--repeats 3] [--busy-thread]
+
+``POST /v1/history`` stores claims and transactions with ``HistoryStore.upsert`` in one write
+transaction: it holds the file's write lock, which every worker's audit append waits for (and
+answers 503 after the busy timeout). Generates a synthetic history (seeded, as ``arscore
+generate``), takes ``--claims`` claims with their transactions, and times on a new SQLite file:
+the first upsert (all claims and transactions new) and a second one in which every claim's total
+charge changed (every claim updated, every transaction already stored), after one such pair on a
+file of its own to warm up (the first upsert of a process also imports and compiles). With ``--busy-thread`` a
+thread that only computes runs beside them, as another request of the same server worker would:
+each time the upsert lets go of the GIL (a database step per row sent or read) it may then wait
+up to the switch interval (5 ms) to get it back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from busy_thread import busy_thread
+
+from features.history import validate_history
+from serving.db import make_engine, upgrade
+from serving.history_store import HistoryStore
+from training.synthetic import GeneratorConfig, generate_history
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--claims", type=int, default=1_000, help="claims per upsert")
+    parser.add_argument("--repeats", type=int, default=3, help="new files measured")
+    parser.add_argument(
+        "--busy-thread", action="store_true", help="a computing thread beside the upserts"
+    )
+    args = parser.parse_args()
+    if args.claims < 1 or args.repeats < 1:
+        parser.error("--claims and --repeats must be at least 1")
+    raw_claims, raw_transactions = generate_history(GeneratorConfig(n_claims=args.claims, seed=7))
+    history = validate_history(raw_claims, raw_transactions, secrets.token_bytes(32))
+    claims, transactions = history.claims, history.transactions
+    changed = claims.copy()
+    changed["total_charge"] = changed["total_charge"] * 2
+    workdir = Path(tempfile.mkdtemp(prefix="bench_history_"))
+    first, second = [], []
+    try:
+        with busy_thread(args.busy_thread):
+            for number in range(-1, args.repeats):
+                engine = make_engine(f"sqlite:///{workdir / f'history_{number}.db'}")
+                upgrade(engine)
+                store = HistoryStore(engine)
+                for frame, times in ((claims, first), (changed, second)):
+                    started = time.perf_counter()
+                    store.upsert(frame, transactions)
+                    if number >= 0:  # -1 warms up
+                        times.append(time.perf_counter() - started)
+                engine.dispose()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    beside = ", beside a busy thread" if args.busy_thread else ""
+    print(f"{len(claims):,} claims, {len(transactions):,} transactions{beside}:")
+    for name, times in (("new", first), ("every claim changed", second)):
+        runs = ", ".join(f"{1000 * t:,.0f}" for t in times)
+        print(f"  {name:20s} median {1000 * statistics.median(times):8,.0f} ms  ({runs})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,10 +8,11 @@ answers 503 after the busy timeout). Generates a synthetic history (seeded, as `
 generate``), takes ``--claims`` claims with their transactions, and times on a new SQLite file:
 the first upsert (all claims and transactions new) and a second one in which every claim's total
 charge changed (every claim updated, every transaction already stored), after one such pair on a
-file of its own to warm up (the first upsert of a process also imports and compiles). With ``--busy-thread`` a
-thread that only computes runs beside them, as another request of the same server worker would:
-each time the upsert lets go of the GIL (a database step per row sent or read) it may then wait
-up to the switch interval (5 ms) to get it back.
+file of its own to warm up (the first upsert of a process also imports and compiles).
+
+With ``--busy-thread`` a thread that only computes runs beside them, as another request of the
+same server worker would: each time the upsert lets go of the GIL (a database step per row sent
+or read) it may then wait up to the switch interval (5 ms) to get it back.
 """
 
 from __future__ import annotations

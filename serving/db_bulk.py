@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -34,7 +34,7 @@ from sqlalchemy import (
 
 from serving.db import is_sqlite
 
-SQLITE_ROWS_PER_INSERT = 500  # rows per multi-row statement
+ROWS_PER_STATEMENT = 500  # rows per multi-row statement
 _JSON_EXACT_TYPES = (Integer, String, Date)
 
 
@@ -46,18 +46,25 @@ class DriverInsert:
     1,000-score batch.
 
     On SQLite the rows go in multi-row ``INSERT ... VALUES (...), (...)`` statements of up to
-    ``SQLITE_ROWS_PER_INSERT`` rows. The sqlite3 module lets go of the GIL around every step, and
+    ``ROWS_PER_STATEMENT`` rows. The sqlite3 module lets go of the GIL around every step, and
     executemany steps once per row: while the file's write lock was held, each step handed the
     GIL to another busy thread of the process for up to 5 ms, and 1,000 audit rows took ~600 ms
-    instead of ~6 (``tests/serving/test_audit.py`` counts the steps)."""
+    instead of ~6 (``tests/serving/test_audit.py`` counts the steps). On PostgreSQL (psycopg)
+    they go in one ``COPY ... FROM STDIN``: psycopg's executemany hands the GIL off per row too
+    (multi-row INSERTs of 7,000 parameters cost more than that alone)."""
 
     def __init__(self, table: Table, engine: Engine, columns: Sequence[str] | None = None):
         names = [c.name for c in table.columns] if columns is None else list(columns)
         compiled = insert(table).compile(dialect=engine.dialect, column_keys=names)
         self.sql = compiled.string
         self.names = list(compiled.positiontup or names)
-        self.positional = compiled.positiontup is not None
+        self.postgres = engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg"
+        self.positional = compiled.positiontup is not None or self.postgres
         self.multirow = is_sqlite(engine) and self.positional and " VALUES (" in self.sql
+        if self.postgres:
+            quote = engine.dialect.identifier_preparer.quote
+            listed = ", ".join(quote(name) for name in self.names)
+            self._copy_sql = f"COPY {quote(table.name)} ({listed}) FROM STDIN"
         if self.multirow:
             head, group = self.sql.rsplit(" VALUES ", 1)
             self._multirow_parts = (f"{head} VALUES ", group)
@@ -69,7 +76,11 @@ class DriverInsert:
             if c.name in self.names
             and (processor := c.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         }
-        self.getter = operator.itemgetter(*self.names)
+        self.getter: Callable[[dict[str, Any]], Any] = (
+            operator.itemgetter(*self.names)
+            if len(self.names) > 1
+            else lambda row, name=self.names[0]: (row[name],)
+        )
         self.processed_positions = [
             (position, name) for position, name in enumerate(self.names) if name in self.processors
         ]
@@ -82,6 +93,11 @@ class DriverInsert:
         cursor = driver.cursor()  # type: ignore[union-attr]
         try:
             parameters = self._parameters(rows)
+            if self.postgres:
+                with cursor.copy(self._copy_sql) as copy:
+                    for row in parameters:
+                        copy.write_row(row)
+                return
             if not self.multirow:
                 cursor.executemany(self.sql, parameters)
                 return
@@ -94,10 +110,10 @@ class DriverInsert:
             cursor.close()
 
     def _rows_per_statement(self, driver: Any) -> int:
-        """Rows per multi-row INSERT: ``SQLITE_ROWS_PER_INSERT``, fewer if this SQLite build
-        allows fewer bound variables per statement."""
+        """Rows per multi-row INSERT: ``ROWS_PER_STATEMENT``, fewer if this SQLite build allows
+        fewer bound variables per statement."""
         limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        return max(1, min(SQLITE_ROWS_PER_INSERT, limit // len(self.names)))
+        return max(1, min(ROWS_PER_STATEMENT, limit // len(self.names)))
 
     def _statement(self, n_rows: int) -> str:
         """The multi-row INSERT of ``n_rows`` rows (made once per size: the driver caches the
@@ -138,13 +154,15 @@ class DriverUpdate:
     """An UPDATE of many rows (dicts by column name, every column of ``table``) by ``key``.
 
     SQLite (3.33 or newer): ``UPDATE ... FROM (VALUES (...), (...))`` statements of up to
-    ``SQLITE_ROWS_PER_INSERT`` rows, one step each, with ``DriverInsert``'s bind processing.
+    ``ROWS_PER_STATEMENT`` rows, one step each, with ``DriverInsert``'s bind processing.
     Elsewhere: SQLAlchemy's executemany of one UPDATE per row."""
 
     def __init__(self, table: Table, engine: Engine, key: str):
         self.table, self.key = table, key
         self.values = DriverInsert(table, engine)
-        self.sqlite = self.values.multirow and sqlite3.sqlite_version_info >= (3, 33, 0)
+        self.sqlite = (
+            is_sqlite(engine) and self.values.multirow and sqlite3.sqlite_version_info >= (3, 33, 0)
+        )
         quote = engine.dialect.identifier_preparer.quote
         names = self.values.names
         assignments = ", ".join(

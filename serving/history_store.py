@@ -187,12 +187,13 @@ class HistoryStore:
         tx_rows = _db_rows(transactions, TRANSACTION_FRAME_COLUMNS, "transactions")
         for row, identity in zip(tx_rows, transaction_identities(tx_rows), strict=True):
             row["identity"] = identity
+        errors = (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error)  # the driver's inserts
         try:
             with write_transaction(self.engine, pg_lock=PG_LOCK_HISTORY) as connection:
                 claims_new, claims_updated = self._upsert_claims(connection, claim_rows)
                 tx_new = self._insert_transactions(connection, tx_rows, claim_rows)
                 refresh_ledger(connection, [*claims_new, *claims_updated, *tx_new])
-        except SQLAlchemyError as exc:
+        except errors as exc:
             raise HistoryStoreUnavailable(
                 f"history store unavailable, nothing was written: {type(exc).__name__}"
             ) from exc

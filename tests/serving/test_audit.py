@@ -37,7 +37,7 @@ from serving.audit import (
     sha256_hex,
 )
 from serving.db import is_sqlite, make_engine, upgrade
-from serving.db_bulk import SQLITE_ROWS_PER_INSERT
+from serving.db_bulk import ROWS_PER_STATEMENT
 from serving.settings import get_settings
 from tests.factories import claim_row, make_history
 from tests.serving.conftest import FakeClock, tampering
@@ -190,7 +190,7 @@ def traced_inserts(engine) -> list[str]:
 @pytest.mark.parametrize("n", [1, 500, 1_001])
 def test_append_on_sqlite_runs_one_multirow_insert_per_500_rows(tmp_path, n):
     """Each run of a statement lets another thread take the GIL while the trail's write lock is
-    held, so SQLite gets the rows in statements of up to SQLITE_ROWS_PER_INSERT rows, not one
+    held, so SQLite gets the rows in statements of up to ROWS_PER_STATEMENT rows, not one
     run per row; the records, their order and the chain are those of the rows sent."""
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     upgrade(engine)
@@ -198,7 +198,7 @@ def test_append_on_sqlite_runs_one_multirow_insert_per_500_rows(tmp_path, n):
     inserts = traced_inserts(engine)
     records = appended(store, n)
 
-    assert len(inserts) == -(-n // SQLITE_ROWS_PER_INSERT)
+    assert len(inserts) == -(-n // ROWS_PER_STATEMENT)
     assert [r.claim_id for r in records] == [f"C{i}" for i in range(n)]
     assert [store.get(r.score_id) for r in records[:: max(1, n // 7)]] == records[:: max(1, n // 7)]
     assert count_records(engine) == n and store.verify().ok

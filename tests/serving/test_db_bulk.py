@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from serving.db_bulk import SQLITE_ROWS_PER_INSERT, DriverInsert, DriverUpdate, fetch_rows
+from serving.db import make_engine
+from serving.db_bulk import ROWS_PER_STATEMENT, DriverInsert, DriverUpdate, fetch_rows
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -20,7 +21,7 @@ items = sa.Table(
     sa.Column("count", sa.Integer),
     sa.Column("note", sa.String),
 )
-N_ROWS = 2 * SQLITE_ROWS_PER_INSERT + 1
+N_ROWS = 2 * ROWS_PER_STATEMENT + 1
 
 
 def row(i: int, version: int = 0) -> dict:
@@ -77,6 +78,42 @@ def test_driver_insert_of_some_columns_leaves_the_others_to_their_defaults(bulk_
     assert stored(bulk_engine) == [("A", None, None, 3, None)]
 
 
+def test_driver_insert_of_one_column(bulk_engine):
+    with bulk_engine.begin() as connection:
+        DriverInsert(items, bulk_engine, ["key"]).execute(connection, [{"key": "A"}, {"key": "B"}])
+
+    assert stored(bulk_engine) == [("A", None, None, None, None), ("B", None, None, None, None)]
+
+
+def test_driver_insert_on_postgresql_copies_the_rows(postgres_url, monkeypatch):
+    """psycopg's executemany hands the GIL off per row: PostgreSQL gets the rows in one COPY."""
+    import psycopg
+
+    engine = make_engine(postgres_url)
+    metadata.create_all(engine)
+    calls: list[str] = []
+    copy, executemany = psycopg.Cursor.copy, psycopg.Cursor.executemany
+
+    def counted_copy(self, statement, *args, **kwargs):
+        calls.append(str(statement).split(" (", 1)[0])
+        return copy(self, statement, *args, **kwargs)
+
+    def counted_executemany(self, query, params_seq, **kwargs):
+        calls.append("executemany")
+        return executemany(self, query, params_seq, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", counted_copy)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
+    rows = [row(i) for i in range(N_ROWS)]
+    with engine.begin() as connection:
+        DriverInsert(items, engine).execute(connection, rows)
+    monkeypatch.undo()
+
+    assert calls == ["COPY bulk_items"]
+    assert stored(engine) == [tuple(r.values()) for r in rows]
+    engine.dispose()
+
+
 def test_driver_update_changes_exactly_the_rows_sent(bulk_engine):
     with bulk_engine.begin() as connection:
         connection.execute(sa.insert(items), [row(i) for i in range(N_ROWS)])
@@ -110,7 +147,7 @@ def test_fetch_rows_equals_sqlalchemys_rows(bulk_engine):
         found = fetch_rows(connection, query)
 
     assert sorted(found, key=lambda r: r[0]) == plain
-    assert len(plain) > SQLITE_ROWS_PER_INSERT
+    assert len(plain) > ROWS_PER_STATEMENT
     assert any(type(r[1]) is dt.date for r in found) and any(r[2] == 2**62 - 1 for r in found)
 
 

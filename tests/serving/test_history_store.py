@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from features.history import History
 from features.snapshots import build_snapshots
+from serving.db import make_engine, upgrade
 from serving.history_store import (
     IN_CHUNK,
     HistoryStore,
@@ -252,3 +253,20 @@ def test_history_store_failure_after_claims_written_rolls_everything_back(db_eng
     with pytest.raises(HistoryStoreUnavailable, match="nothing was written"):
         store.upsert(history.claims, history.transactions)
     assert table_count(db_engine, "history_claims") == 0
+
+
+def test_history_store_driver_error_in_an_insert_is_unavailable_and_rolls_back(tmp_path):
+    """The inserts go through the driver's own cursor, so its error (not SQLAlchemy's) reaches
+    upsert: it still answers HistoryStoreUnavailable and writes nothing."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'history.db'}")
+    upgrade(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON history_transactions "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    history = sample_history()
+
+    with pytest.raises(HistoryStoreUnavailable, match="nothing was written"):
+        HistoryStore(engine).upsert(history.claims, history.transactions)
+    assert table_count(engine, "history_claims") == 0

@@ -36,6 +36,7 @@ from serving.db import is_sqlite
 
 ROWS_PER_STATEMENT = 500  # rows per multi-row statement
 _JSON_EXACT_TYPES = (Integer, String, Date)
+_KEPT_STATEMENTS = 16  # multi-row INSERT texts kept per DriverInsert
 
 
 class DriverInsert:
@@ -116,10 +117,13 @@ class DriverInsert:
         return max(1, min(ROWS_PER_STATEMENT, limit // len(self.names)))
 
     def _statement(self, n_rows: int) -> str:
-        """The multi-row INSERT of ``n_rows`` rows (made once per size: the driver caches the
-        compiled statement by its text)."""
+        """The multi-row INSERT of ``n_rows`` rows. The texts of the last sizes used are kept (the
+        driver caches a compiled statement by its text); at most ``_KEPT_STATEMENTS`` of them,
+        since every size up to ``ROWS_PER_STATEMENT`` may occur (the 500-row text is ~23 KB)."""
         sql = self._multirow_sql.get(n_rows)
         if sql is None:
+            if len(self._multirow_sql) >= _KEPT_STATEMENTS:
+                self._multirow_sql.clear()
             head, group = self._multirow_parts
             sql = self._multirow_sql[n_rows] = head + ", ".join([group] * n_rows)
         return sql

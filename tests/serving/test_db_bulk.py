@@ -173,3 +173,14 @@ def test_fetch_rows_on_sqlite_refuses_columns_json_would_round(tmp_path):
 def test_fetch_rows_of_no_rows_is_empty(bulk_engine):
     with bulk_engine.connect() as connection:
         assert fetch_rows(connection, sa.select(items)) == []
+
+
+def test_driver_insert_keeps_few_statement_texts(tmp_path):
+    """Every batch size up to 500 may occur; only the last few texts are kept."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'bulk.db'}")
+    inserter = DriverInsert(items, engine)
+
+    texts = [inserter._statement(n) for n in range(1, 41)]
+
+    assert [text.count("(?, ?, ?, ?, ?)") for text in texts] == list(range(1, 41))
+    assert 0 < len(inserter._multirow_sql) <= 16

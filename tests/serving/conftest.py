@@ -130,3 +130,20 @@ def count_statements(engine: Engine, needle: str) -> list[str]:
             seen.append(statement)
 
     return seen
+
+
+def sqlite_runs(engine: Engine, prefix: str) -> list[str]:
+    """Start recording the statements starting with ``prefix`` that SQLite runs on the engine's
+    new connections (it drops the pooled ones); returns the live list. Unlike
+    ``count_statements`` this sees the driver's own cursors, and every run of a statement:
+    sqlite3's trace callback fires once per row of an executemany."""
+    seen: list[str] = []
+    engine.dispose()
+
+    @sa.event.listens_for(engine, "connect")
+    def _trace(dbapi_connection, _record) -> None:
+        dbapi_connection.set_trace_callback(
+            lambda sql: seen.append(sql) if sql.startswith(prefix) else None
+        )
+
+    return seen

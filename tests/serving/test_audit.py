@@ -40,7 +40,7 @@ from serving.db import is_sqlite, make_engine, upgrade
 from serving.db_bulk import ROWS_PER_STATEMENT
 from serving.settings import get_settings
 from tests.factories import claim_row, make_history
-from tests.serving.conftest import FakeClock, tampering
+from tests.serving.conftest import FakeClock, sqlite_runs, tampering
 
 
 def score_entry(i: int, claim_id: str | None = None, **payload: object) -> AuditEntry:
@@ -153,9 +153,9 @@ def test_append_get_returns_stored_record_and_none_for_unknown(db_engine, clock)
     assert store.get("no-such-score") is None
 
 
-def test_append_batch_of_1000_uses_one_insert_statement(db_engine, monkeypatch):
-    """The rows go to the driver in one executemany (through its own cursor, so SQLAlchemy's
-    statement events do not see it)."""
+def test_append_batch_of_1000_uses_one_driver_insert(db_engine, monkeypatch):
+    """The rows go to the driver in one ``DriverInsert`` call (through its own cursor, so
+    SQLAlchemy's statement events do not see it; the statements it runs are counted below)."""
     store = AuditStore(db_engine)
     batches: list[int] = []
     insert = store._insert.execute
@@ -172,21 +172,6 @@ def test_append_batch_of_1000_uses_one_insert_statement(db_engine, monkeypatch):
     assert store.verify().ok
 
 
-def traced_inserts(engine) -> list[str]:
-    """The audit INSERT statements SQLite runs on the engine's new connections from now on
-    (sqlite3's trace callback sees every run of a statement: executemany runs it per row)."""
-    seen: list[str] = []
-    engine.dispose()
-
-    @sa.event.listens_for(engine, "connect")
-    def _trace(dbapi_connection, _record):
-        dbapi_connection.set_trace_callback(
-            lambda sql: seen.append(sql) if sql.startswith("INSERT INTO audit_records") else None
-        )
-
-    return seen
-
-
 @pytest.mark.parametrize("n", [1, 500, 1_001])
 def test_append_on_sqlite_runs_one_multirow_insert_per_500_rows(tmp_path, n):
     """Each run of a statement lets another thread take the GIL while the trail's write lock is
@@ -195,7 +180,7 @@ def test_append_on_sqlite_runs_one_multirow_insert_per_500_rows(tmp_path, n):
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     upgrade(engine)
     store = AuditStore(engine)
-    inserts = traced_inserts(engine)
+    inserts = sqlite_runs(engine, "INSERT INTO audit_records")
     records = appended(store, n)
 
     assert len(inserts) == -(-n // ROWS_PER_STATEMENT)
@@ -210,7 +195,7 @@ def test_append_on_sqlite_keeps_within_the_builds_variable_limit(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     upgrade(engine)
     store = AuditStore(engine)
-    inserts = traced_inserts(engine)
+    inserts = sqlite_runs(engine, "INSERT INTO audit_records")
 
     @sa.event.listens_for(engine, "connect")
     def _small_limit(dbapi_connection, _record):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from serving.db import make_engine
 from serving.db_bulk import ROWS_PER_STATEMENT, DriverInsert, DriverUpdate, fetch_rows
+from tests.serving.conftest import sqlite_runs
 
 metadata = sa.MetaData()
 items = sa.Table(
@@ -45,20 +46,6 @@ def bulk_engine(db_engine):
 def stored(engine) -> list[tuple]:
     with engine.connect() as connection:
         return [tuple(r) for r in connection.execute(sa.select(items).order_by(items.c.key))]
-
-
-def traced(engine, prefix: str) -> list[str]:
-    """Statements starting with ``prefix`` that SQLite runs on new connections from now on."""
-    seen: list[str] = []
-    engine.dispose()
-
-    @sa.event.listens_for(engine, "connect")
-    def _trace(dbapi_connection, _record):
-        dbapi_connection.set_trace_callback(
-            lambda sql: seen.append(sql) if sql.startswith(prefix) else None
-        )
-
-    return seen
 
 
 def test_driver_insert_stores_what_sqlalchemy_would(bulk_engine):
@@ -130,7 +117,7 @@ def test_driver_update_on_sqlite_runs_one_statement_per_500_rows(tmp_path):
     metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(sa.insert(items), [row(i) for i in range(N_ROWS)])
-    updates = traced(engine, "UPDATE")
+    updates = sqlite_runs(engine, "UPDATE")
     with engine.begin() as connection:
         DriverUpdate(items, engine, "key").execute(connection, [row(i, 2) for i in range(N_ROWS)])
 
@@ -156,7 +143,7 @@ def test_fetch_rows_on_sqlite_reads_one_row(tmp_path):
     metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(sa.insert(items), [row(i) for i in range(10)])
-    selects = traced(engine, "SELECT")
+    selects = sqlite_runs(engine, "SELECT")
     with engine.connect() as connection:
         found = fetch_rows(connection, sa.select(items.c.key, items.c.day))
 

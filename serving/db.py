@@ -13,7 +13,6 @@ package (``serving/migrations``); :func:`upgrade` runs them without any ``alembi
 from __future__ import annotations
 
 import fcntl
-import sqlite3
 import time
 import weakref
 from collections.abc import Iterator
@@ -21,13 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    create_engine,
-    event,
-    text,
-)
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -83,6 +76,8 @@ def _switch_to_wal(cursor: Any, busy_timeout_ms: int) -> None:
     """Set WAL, retrying while another connection holds the lock: SQLite does not call its busy
     handler for a journal-mode change, so concurrent first connections to a new file can see
     'database is locked' at once."""
+    import sqlite3
+
     deadline = time.monotonic() + busy_timeout_ms / 1000
     while True:
         try:

@@ -5,8 +5,9 @@ executemany, and once per row fetched. A server worker runs its requests in thre
 time another busy thread of the worker then keeps the GIL for up to the switch interval (5 ms).
 Inside a write transaction that holds the file's write lock, which every worker waits for, a
 1,000-row executemany took ~600 ms instead of ~6. Here SQLite gets a few statements of many rows
-and answers a read in one row (a JSON array of the rows); PostgreSQL keeps psycopg's executemany
-and plain reads.
+and answers a read in one row (a JSON array of the rows). On PostgreSQL (psycopg) inserts go in
+one COPY, while updates (SQLAlchemy's executemany) and reads stay as they were: psycopg reads
+every row of a result at once.
 """
 
 from __future__ import annotations

@@ -233,8 +233,6 @@ def fetch_rows(connection: Connection, query: Select[Any]) -> list[tuple[Any, ..
         for position, c in enumerate(columns)
         if (processor := c.type.dialect_impl(dialect).result_processor(dialect, None)) is not None
     ]
-    if not processors:
-        return [tuple(row) for row in rows]
     for row in rows:
         for position, processor in processors:
             row[position] = processor(row[position])

@@ -6,8 +6,9 @@ time another busy thread of the worker then keeps the GIL for up to the switch i
 Inside a write transaction that holds the file's write lock, which every worker waits for, a
 1,000-row executemany took ~600 ms instead of ~6. Here SQLite gets a few statements of many rows
 and answers a read in one row (a JSON array of the rows). On PostgreSQL (psycopg) inserts go in
-one COPY, while updates (SQLAlchemy's executemany) and reads stay as they were: psycopg reads
-every row of a result at once.
+one COPY and updates in one COPY to a staging table and one UPDATE from it (psycopg's executemany
+hands the GIL off per row too), while reads stay as they were: psycopg reads every row of a result
+at once.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Date,
     Engine,
     Integer,
+    MetaData,
     Select,
     String,
     Table,
@@ -160,6 +162,9 @@ class DriverUpdate:
 
     SQLite (3.33 or newer): ``UPDATE ... FROM (VALUES (...), (...))`` statements of up to
     ``ROWS_PER_STATEMENT`` rows, one step each, with ``DriverInsert``'s bind processing.
+    PostgreSQL (psycopg): the rows are copied (``DriverInsert``'s COPY) into a temporary staging
+    table shaped like ``table``, made for the call and dropped after it (or with the transaction),
+    and one ``UPDATE ... FROM`` it writes them: four statements whatever the number of rows.
     Elsewhere: SQLAlchemy's executemany of one UPDATE per row."""
 
     def __init__(self, table: Table, engine: Engine, key: str):
@@ -168,7 +173,8 @@ class DriverUpdate:
         self.sqlite = (
             is_sqlite(engine) and self.values.multirow and sqlite3.sqlite_version_info >= (3, 33, 0)
         )
-        quote = engine.dialect.identifier_preparer.quote
+        preparer = engine.dialect.identifier_preparer
+        quote = preparer.quote
         names = self.values.names
         assignments = ", ".join(
             f"{quote(name)} = v.column{number}"
@@ -180,10 +186,29 @@ class DriverUpdate:
             f") AS v WHERE {quote(table.name)}.{quote(key)} = v.column{names.index(key) + 1}"
         )
         self._group = "(" + ", ".join(["?"] * len(names)) + ")"
+        self._staging: DriverInsert | None = None
+        if self.values.postgres:
+            staging = table.to_metadata(MetaData(), name=f"{table.name}_staged_update")
+            self._staging = DriverInsert(staging, engine, names)
+            target, source = preparer.format_table(table), quote(staging.name)
+            copied = ", ".join(f"{quote(name)} = s.{quote(name)}" for name in names if name != key)
+            self._pg_sql = (
+                f"CREATE TEMPORARY TABLE {source} (LIKE {target}) ON COMMIT DROP",
+                f"UPDATE {target} SET {copied} FROM {source} AS s "
+                f"WHERE {target}.{quote(key)} = s.{quote(key)}",
+                f"DROP TABLE {source}",
+            )
 
     def execute(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Update the rows (found by ``key``) in the connection's transaction."""
         if not rows:
+            return
+        if self._staging is not None:
+            create, update_sql, drop = self._pg_sql
+            connection.exec_driver_sql(create)
+            self._staging.execute(connection, rows)
+            connection.exec_driver_sql(update_sql)
+            connection.exec_driver_sql(drop)
             return
         if not self.sqlite:
             column = self.table.c[self.key]

@@ -48,6 +48,27 @@ def stored(engine) -> list[tuple]:
         return [tuple(r) for r in connection.execute(sa.select(items).order_by(items.c.key))]
 
 
+def counted_psycopg_calls(monkeypatch) -> list[str]:
+    """The COPY statements (up to their column list) and executemany calls psycopg's cursors make
+    from now on, in order."""
+    import psycopg
+
+    calls: list[str] = []
+    copy, executemany = psycopg.Cursor.copy, psycopg.Cursor.executemany
+
+    def counted_copy(self, statement, *args, **kwargs):
+        calls.append(str(statement).split(" (", 1)[0])
+        return copy(self, statement, *args, **kwargs)
+
+    def counted_executemany(self, query, params_seq, **kwargs):
+        calls.append("executemany")
+        return executemany(self, query, params_seq, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", counted_copy)
+    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
+    return calls
+
+
 def test_driver_insert_stores_what_sqlalchemy_would(bulk_engine):
     rows = [row(i) for i in range(N_ROWS)]
     with bulk_engine.begin() as connection:
@@ -74,23 +95,9 @@ def test_driver_insert_of_one_column(bulk_engine):
 
 def test_driver_insert_on_postgresql_copies_the_rows(postgres_url, monkeypatch):
     """psycopg's executemany hands the GIL off per row: PostgreSQL gets the rows in one COPY."""
-    import psycopg
-
     engine = make_engine(postgres_url)
     metadata.create_all(engine)
-    calls: list[str] = []
-    copy, executemany = psycopg.Cursor.copy, psycopg.Cursor.executemany
-
-    def counted_copy(self, statement, *args, **kwargs):
-        calls.append(str(statement).split(" (", 1)[0])
-        return copy(self, statement, *args, **kwargs)
-
-    def counted_executemany(self, query, params_seq, **kwargs):
-        calls.append("executemany")
-        return executemany(self, query, params_seq, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "copy", counted_copy)
-    monkeypatch.setattr(psycopg.Cursor, "executemany", counted_executemany)
+    calls = counted_psycopg_calls(monkeypatch)
     rows = [row(i) for i in range(N_ROWS)]
     with engine.begin() as connection:
         DriverInsert(items, engine).execute(connection, rows)
@@ -123,6 +130,54 @@ def test_driver_update_on_sqlite_runs_one_statement_per_500_rows(tmp_path):
 
     assert len(updates) == 3
     assert stored(engine) == [tuple(row(i, 2).values()) for i in range(N_ROWS)]
+
+
+def test_driver_update_on_postgresql_copies_then_updates_once(postgres_url, monkeypatch):
+    """psycopg's executemany hands the GIL off per row: the rows go in one COPY to a staging
+    table, and one UPDATE writes them."""
+    engine = make_engine(postgres_url)
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(items), [row(i) for i in range(N_ROWS)])
+    calls = counted_psycopg_calls(monkeypatch)
+    updates: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def counted_update(connection, cursor, statement, *args):
+        if statement.startswith("UPDATE"):
+            updates.append(statement)
+
+    with engine.begin() as connection:
+        DriverUpdate(items, engine, "key").execute(connection, [row(i, 2) for i in range(N_ROWS)])
+    monkeypatch.undo()
+
+    assert calls == ["COPY bulk_items_staged_update"]
+    assert len(updates) == 1
+    assert stored(engine) == [tuple(row(i, 2).values()) for i in range(N_ROWS)]
+    engine.dispose()
+
+
+def test_driver_update_on_postgresql_twice_in_one_transaction_and_after_a_rollback(postgres_url):
+    """The staging table is made and dropped by each call, and goes with a rolled-back one."""
+    engine = make_engine(postgres_url)
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(items), [row(i) for i in range(3)])
+    update = DriverUpdate(items, engine, "key")
+    with engine.begin() as connection:
+        update.execute(connection, [row(0, 1)])
+        update.execute(connection, [row(1, 1)])
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        update.execute(connection, [row(2, 5)])
+        raise RuntimeError("rolled back")
+    with engine.begin() as connection:
+        update.execute(connection, [row(2, 1)])
+
+    assert stored(engine) == [tuple(row(i, 1).values()) for i in range(3)]
+    with engine.connect() as connection:
+        staged = connection.execute(sa.text("SELECT to_regclass('bulk_items_staged_update')"))
+        assert staged.scalar_one() is None
+    engine.dispose()
 
 
 def test_fetch_rows_equals_sqlalchemys_rows(bulk_engine):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import psycopg
 from busy_thread import busy_thread
+from machine import python_speed_ms, speed_note
 
 from features.history import validate_history
 from serving.db import make_engine, upgrade
@@ -78,6 +79,7 @@ def main() -> int:
     changed = claims.copy()
     changed["total_charge"] = changed["total_charge"] * 2
     workdir = Path(tempfile.mkdtemp(prefix="bench_history_"))
+    speed_before = python_speed_ms()
     first, second = [], []
     try:
         with busy_thread(args.busy_thread):
@@ -97,6 +99,7 @@ def main() -> int:
     beside = ", beside a busy thread" if args.busy_thread else ""
     where = "PostgreSQL" if args.postgres else "SQLite"
     print(f"{len(claims):,} claims, {len(transactions):,} transactions on {where}{beside}:")
+    print(f"  {speed_note(speed_before, python_speed_ms())}")
     for name, times in (("new", first), ("every claim changed", second)):
         runs = ", ".join(f"{1000 * t:,.0f}" for t in times)
         print(f"  {name:20s} median {1000 * statistics.median(times):8,.0f} ms  ({runs})")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import bench_serving as serving_bench
 from busy_thread import busy_thread
+from machine import python_speed_ms, speed_note
 
 
 def stage_sums(text: str) -> dict[str, float]:
@@ -89,6 +90,7 @@ def main() -> int:
         for body in bodies[:2]:
             post(body)
         before = stage_sums(client.get("/metrics").text)
+        speed_before = python_speed_ms()
         with busy_thread(args.busy_thread):
             wall, cpu = time.perf_counter(), time.process_time()
             for number in range(args.requests):
@@ -101,6 +103,7 @@ def main() -> int:
     beside = ", beside a busy thread" if args.busy_thread else ""
     print(f"\n{args.requests} requests of {claims:,} claims {kind}, one at a time, in-process"
           f"{beside}:")  # fmt: skip
+    print(f"  {speed_note(speed_before, python_speed_ms())}")
     if args.busy_thread:
         print(f"  per request: wall {1000 * wall / args.requests:.1f} ms")
     else:

@@ -54,6 +54,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import psutil
+from machine import python_speed_ms, speed_note
 
 BIN = Path(sys.executable).parent
 LUA_SCRIPT = Path(__file__).resolve().with_name("serving_wrk.lua")
@@ -771,6 +772,7 @@ def run(workspace: Workspace, args: argparse.Namespace) -> int:
     results: list[Result] = []
     checked: dict[str, list[dict]] = {}
     audit_before = audit_count(workspace)
+    speed_before = python_speed_ms()
     servers = {name: server for name, server in servers.items() if name in plan}
     for name, server in servers.items():
         with server.running():
@@ -792,6 +794,7 @@ def run(workspace: Workspace, args: argparse.Namespace) -> int:
         "measured runs alone",
         f"wrk {args.wrk_threads} threads, {args.duration:g} s per scenario after "
         f"{args.warmup:g} s of warm-up, on the same {os.cpu_count()} cores as the server",
+        speed_note(speed_before, python_speed_ms()),
     ]
     print_report(results, servers, notes)
     if args.reuse is None and args.keep:

@@ -137,7 +137,6 @@ async def _open(state: Any, settings: Settings, engine: Engine) -> None:
     state.keys = KeyStore(engine)
     state.history = HistoryStore(engine)
     state.reload_lock = threading.Lock()
-    state.audit_lock = threading.Lock()
     state.model_generation = await run_in_threadpool(published_generation, engine)
     loaded = await run_in_threadpool(load_configured, settings)
     install(state, loaded, settings)

@@ -16,6 +16,13 @@ elsewhere: ``arscore audit verify`` prints it, keep it outside the database.
 A purge deletes the oldest records (a prefix of the chain) and leaves a purge anchor (the seq and
 hash of the last purged record) plus a chained ``audit_purge`` record naming that anchor, so the
 remaining chain still verifies from its first record.
+
+Appends of one process are committed in groups: while one thread's transaction is being written,
+the appends other threads bring wait, and the next of them writes all those waiting in one
+transaction (group commit). Each caller still returns only once its own records are committed,
+and a failed commit fails every append of its group, with nothing written. On SQLite the commit
+(fsync) is serialized across every worker, so one transaction per append capped single-score
+requests at one commit each, whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import logging
 import operator
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
@@ -50,6 +58,7 @@ GENESIS_HASH = "0" * 64
 PURGE_KIND = "audit_purge"
 FORBIDDEN_PAYLOAD_KEYS = frozenset({"patient_id"})
 EXPORT_CHUNK_ROWS = 5_000
+GROUP_MAX_RECORDS = 10_000  # records per group commit (an append larger than this goes alone)
 Problem = Literal["altered", "removed", "inserted"]
 
 _metadata = sa.MetaData()
@@ -323,6 +332,26 @@ def _unavailable(action: str, exc: BaseException) -> AuditUnavailable:
     return AuditUnavailable(f"audit store unavailable while {action}: {reason}")
 
 
+class _Append:
+    """One caller's prepared records waiting for a group commit, and what came of them."""
+
+    def __init__(self, prepared: list[dict[str, Any]]):
+        self.prepared = prepared
+        self.rows: list[dict[str, Any]] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+    def fail(self, error: BaseException) -> None:
+        """Record the error; each caller gets its own copy of an audit error (raised in its own
+        thread), chained to the one the database raised."""
+        if isinstance(error, AuditError):
+            copy = type(error)(*error.args)
+            copy.__cause__ = error.__cause__
+            error = copy
+        self.error = error
+        self.done = True
+
+
 class AuditStore:
     """Append-only, tamper-evident audit trail on SQLite or PostgreSQL."""
 
@@ -336,6 +365,9 @@ class AuditStore:
             self._db_errors += (dbapi.Error,)
             self._integrity_errors += (dbapi.IntegrityError,)
         self._insert = DriverInsert(audit_records, engine)
+        self._write_lock = threading.Lock()  # one group commit at a time in this process
+        self._waiting_lock = threading.Lock()
+        self._waiting: list[_Append] = []
 
     def _now(self) -> datetime:
         now = self.clock()
@@ -361,6 +393,72 @@ class AuditStore:
         score_ids = [p["score_id"] for p in prepared]
         if len(set(score_ids)) != len(score_ids):
             raise DuplicateScoreId("the same score_id appears twice in one batch")
+        mine = _Append(prepared)
+        with self._waiting_lock:
+            self._waiting.append(mine)
+        with self._write_lock:
+            while not mine.done:  # done already if the group commit of the thread before had it
+                self._commit_group(self._next_group())
+        if mine.error is not None:
+            raise mine.error
+        return mine.rows
+
+    def _next_group(self) -> list[_Append]:
+        """The waiting appends up to ``GROUP_MAX_RECORDS`` records (at least one), oldest first."""
+        with self._waiting_lock:
+            size, taken = 0, 0
+            for waiting in self._waiting:
+                size += len(waiting.prepared)
+                if taken and size > GROUP_MAX_RECORDS:
+                    break
+                taken += 1
+            group, self._waiting = self._waiting[:taken], self._waiting[taken:]
+        return group
+
+    def _commit_group(self, group: list[_Append]) -> None:
+        """Write the group's appends in one transaction and hand each its rows or its error.
+
+        If that transaction fails (nothing is written), an error of the database as a whole
+        (locked, unreachable, read-only, a table missing) fails every append of the group, since
+        each would meet it alone too; any other (a score_id already recorded, a record a trigger
+        or constraint refuses) may come from one append's records, so each append is then
+        written in a transaction of its own and only the ones at fault fail."""
+        if len(group) > 1:
+            try:
+                rows = self._write([fields_ for one in group for fields_ in one.prepared])
+            except BaseException as exc:
+                if self._whole_database(exc):
+                    for one in group:
+                        one.fail(exc)
+                    return
+            else:
+                start = 0
+                for one in group:
+                    one.rows = rows[start : start + len(one.prepared)]
+                    start += len(one.prepared)
+                    one.done = True
+                return
+        for one in group:
+            try:
+                one.rows = self._write(one.prepared)
+                one.done = True
+            except BaseException as exc:
+                one.fail(exc)
+
+    def _whole_database(self, error: BaseException) -> bool:
+        """Whether an append's error is the database's as a whole (the driver's OperationalError
+        or InterfaceError) or the process's (not an Exception: an interrupt, an exit)."""
+        if not isinstance(error, Exception):
+            return True
+        if not isinstance(error, AuditUnavailable):
+            return False
+        cause = error.__cause__
+        cause = getattr(cause, "orig", cause)  # SQLAlchemy wraps the driver's errors
+        dbapi = self.engine.dialect.loaded_dbapi
+        return isinstance(cause, (dbapi.OperationalError, dbapi.InterfaceError))
+
+    def _write(self, prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One transaction: the prepared records chained onto the head and inserted."""
         try:
             with write_transaction(self.engine) as connection:
                 return self._append_locked(connection, prepared)

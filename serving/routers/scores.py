@@ -62,15 +62,6 @@ async def get_policy(request: Request) -> Policy:
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 
 
-async def get_audit_lock(request: Request) -> Any:
-    """The process's audit append lock: appends queue here instead of in SQLite's busy handler,
-    which sleeps 1 to 100 ms between retries while another thread holds the write lock."""
-    return request.app.state.audit_lock
-
-
-AuditLockDep = Annotated[Any, Depends(get_audit_lock)]
-
-
 def claim_record(item: ScoreItem, patient_key: str) -> ClaimRecord:
     """The item's claim for the model path: patient pseudonymized, money as float. Fields are
     passed by position, in ``ClaimRecord``'s order (keywords cost a third more per record)."""
@@ -234,15 +225,15 @@ def create_scores(
     key: PseudonymKeyDep,
     policy_version: PolicyVersionDep,
     policy: PolicyDep,
-    audit_lock: AuditLockDep,
     today: TodayDep,
 ) -> Response:
     """Probability of collection, expected dollars, risk band and up to 4 reasons per balance.
 
     Each balance is scored on its own claim and transactions plus what the patient's other
     claims, sent earlier through ``POST /v1/history``, add as of its date. Every score is
-    recorded in the audit trail (one transaction per request) before the response is sent;
-    ``score_id`` finds the record."""
+    recorded in the audit trail before the response is sent, all of a request's records in one
+    transaction (which may also hold other requests' records: group commit); ``score_id`` finds
+    the record."""
     timings = ScoringTimings()
     started = time.perf_counter()
     body = parse_json_body(raw, ScoreRequest, settings.max_batch_items)
@@ -267,8 +258,7 @@ def create_scores(
         for s, d in zip(scored, decided, strict=True)
     ]
     try:
-        with audit_lock:
-            score_ids = audit.append_ids(entries)
+        score_ids = audit.append_ids(entries)
     except AuditUnavailable:
         metrics.audit_unavailable.inc()
         raise

@@ -467,6 +467,7 @@ def test_append_two_processes_chain_intact(db_engine, db_url):
 
 # --- failures --------------------------------------------------------------------------------
 
+
 FAILING_INSERT_SQLITE = """CREATE TRIGGER test_failing_disk BEFORE INSERT ON audit_records
 WHEN NEW.claim_id = 'FAIL' BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END"""
 FAILING_INSERT_POSTGRES = (
@@ -535,6 +536,136 @@ def test_append_unreachable_postgres_raises_unavailable():
 
     with pytest.raises(AuditUnavailable):
         AuditStore(engine).append([score_entry(1)])
+
+
+# --- group commit ----------------------------------------------------------------------------
+
+
+class CountingClock:
+    """A clock for the store that moves a second at every call: the store reads it once per
+    transaction, so ``calls`` counts the transactions written."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> datetime:
+        self.calls += 1
+        return datetime(2025, 3, 1, 12, 0, tzinfo=UTC) + timedelta(seconds=self.calls)
+
+
+def append_waiting_together(store: AuditStore, batches: list[list[AuditEntry]]) -> list:
+    """Each batch appended by a thread of its own while the store's write lock is held, so that
+    all of them wait together; then the lock is let go. The score ids, or the error, of each."""
+    outcomes: list = [None] * len(batches)
+
+    def work(position: int) -> None:
+        try:
+            outcomes[position] = store.append_ids(batches[position])
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            outcomes[position] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(batches))]
+    with store._write_lock:
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while len(store._waiting) < len(batches):
+            assert time.monotonic() < deadline, "the appends did not all wait"
+            time.sleep(0.001)
+    for thread in threads:
+        thread.join(60)
+    return outcomes
+
+
+def claims_of(store: AuditStore, score_ids: list[str]) -> list[str | None]:
+    return [store.get(score_id).claim_id for score_id in score_ids]
+
+
+def test_appends_waiting_together_are_written_in_one_transaction(db_engine):
+    clock = CountingClock()
+    store = AuditStore(db_engine, clock=clock)
+    batches = [[score_entry(10 * b + i) for i in range(3)] for b in range(5)]
+
+    outcomes = append_waiting_together(store, batches)
+
+    assert clock.calls == 1
+    for batch, score_ids in zip(batches, outcomes, strict=True):
+        assert claims_of(store, score_ids) == [entry.claim_id for entry in batch]
+        seqs = [store.get(score_id).seq for score_id in score_ids]
+        assert seqs == list(range(seqs[0], seqs[0] + 3))  # each batch's records stay together
+    report = store.verify()
+    assert report.ok and report.n_records == count_records(db_engine) == 15
+
+
+def test_a_group_takes_at_most_group_max_records_and_every_append_is_written(
+    db_engine, monkeypatch
+):
+    monkeypatch.setattr("serving.audit.GROUP_MAX_RECORDS", 4)
+    clock = CountingClock()
+    store = AuditStore(db_engine, clock=clock)
+    batches = [[score_entry(10 * b + i) for i in range(2)] for b in range(5)] + [
+        [score_entry(100 + i) for i in range(7)]  # alone above the limit: still written
+    ]
+
+    outcomes = append_waiting_together(store, batches)
+
+    assert clock.calls == 4  # (2 + 2), (2 + 2), (2), (7)
+    for batch, score_ids in zip(batches, outcomes, strict=True):
+        assert claims_of(store, score_ids) == [entry.claim_id for entry in batch]
+    assert store.verify().ok and count_records(db_engine) == 17
+
+
+def test_a_record_refused_in_a_group_fails_only_the_append_that_brought_it(db_engine):
+    store = AuditStore(db_engine)
+    with db_engine.begin() as connection:
+        for statement in (
+            [FAILING_INSERT_SQLITE] if is_sqlite(db_engine) else FAILING_INSERT_POSTGRES
+        ):
+            connection.exec_driver_sql(statement)
+    batches = [[score_entry(10 * b + i) for i in range(3)] for b in range(4)]
+    batches[2][1] = score_entry(21, claim_id="FAIL")
+
+    outcomes = append_waiting_together(store, batches)
+
+    assert isinstance(outcomes[2], AuditUnavailable)
+    assert "simulated write failure" in str(outcomes[2])
+    for position in (0, 1, 3):
+        assert claims_of(store, outcomes[position]) == [e.claim_id for e in batches[position]]
+    assert store.verify().ok and count_records(db_engine) == 9
+
+
+def test_a_score_id_already_recorded_in_a_group_fails_only_its_append(db_engine):
+    store = AuditStore(db_engine)
+    (recorded,) = store.append_ids([score_entry(1)])
+    batches = [[score_entry(10 + b)] for b in range(3)]
+    batches[1] = [replace(score_entry(11), score_id=recorded)]
+
+    outcomes = append_waiting_together(store, batches)
+
+    assert isinstance(outcomes[1], DuplicateScoreId)
+    assert claims_of(store, outcomes[0]) == ["C10"] and claims_of(store, outcomes[2]) == ["C12"]
+    assert store.verify().ok and count_records(db_engine) == 3
+
+
+def test_a_group_the_database_refuses_fails_every_append_in_one_try(tmp_path):
+    """A read-only file refuses every transaction alike: one try for the group, not one each."""
+    path = tmp_path / "audit.db"
+    writable = make_engine(f"sqlite:///{path}")
+    upgrade(writable)
+    AuditStore(writable).append([score_entry(1)])
+    read_only = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    clock = CountingClock()
+    store = AuditStore(read_only, clock=clock)
+    begins = sqlite_runs(read_only, "BEGIN")
+
+    outcomes = append_waiting_together(store, [[score_entry(10 + b)] for b in range(4)])
+
+    assert all(isinstance(outcome, AuditUnavailable) for outcome in outcomes)
+    assert len({id(outcome) for outcome in outcomes}) == 4  # each caller raises its own
+    assert len(begins) == 1
+    assert count_records(writable) == 1
+    read_only.dispose()
+    writable.dispose()
 
 
 # --- export ----------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ after ``--warmup`` seconds:
   the same claims' snapshot rows (the pyfunc's input columns), single rows and 1,000-row batches.
 
 Prints a table (requests/s, claims/s, p50, p99, non-2xx) and the ratios the issue asks for,
-the peak RSS of each server's process tree and the model's tree counts. Any non-2xx response or
+the peak RSS of each server's process tree, how many of the load generator's connections each
+server process held (sampled once per run: with several workers one may hold them all) and the
+model's tree counts. Any non-2xx response or
 socket error fails the scenario loudly (status and body shown) and the run exits with 1, as does
 a scenario in which no response completed: a 1,000-claim request with reasons takes seconds, so
 a short ``--duration`` times few or none of them (rates count the responses completed within the
@@ -363,6 +365,29 @@ class Server:
             except psutil.Error:
                 pass
 
+    def connections_per_process(self) -> list[int]:
+        """Established client connections to the server's port held by each process of its tree
+        that holds any, most first: with several workers sharing one listening socket, the kernel
+        hands each new connection to whichever worker accepts first, so at low concurrency one
+        worker may hold them all while the other idles."""
+        counts = []
+        try:
+            root = psutil.Process(self.process.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+        for process in tree:
+            try:
+                held = process.net_connections(kind="tcp")
+            except psutil.Error:
+                continue
+            mine = [
+                c for c in held if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == self.port
+            ]
+            if mine:
+                counts.append(len(mine))
+        return sorted(counts, reverse=True)
+
     def _stop(self) -> None:
         """SIGTERM to the server's process group, SIGKILL to what is left after 20 s; returns
         once every process of the tree has exited."""
@@ -405,6 +430,7 @@ class Result:
     scenario: Scenario
     wrk: dict
     stages_ms: dict[str, float] = field(default_factory=dict)
+    placement: list[int] = field(default_factory=list)  # connections per server process
 
     @property
     def seconds(self) -> float:
@@ -499,7 +525,17 @@ def measure(server: Server, scenario: Scenario, args: argparse.Namespace) -> Res
     server.wait_idle()
     per_stage = scenario.server == "arscore" and args.workers == 1
     before = stage_seconds(server.url) if per_stage else {}
-    result = Result(scenario, run_wrk(server.url, scenario, args.duration, args.wrk_threads))
+    placement: list[int] = []
+    sampler = threading.Timer(
+        min(1.0, args.duration / 2), lambda: placement.extend(server.connections_per_process())
+    )
+    sampler.start()
+    try:
+        result = Result(scenario, run_wrk(server.url, scenario, args.duration, args.wrk_threads))
+    finally:
+        sampler.cancel()
+        sampler.join()
+    result.placement = placement
     server.wait_idle()
     if per_stage:
         after = stage_seconds(server.url)
@@ -672,6 +708,14 @@ def print_report(results: list[Result], servers: dict[str, Server], notes: list[
         for r in staged:
             stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r.stages_ms.items()))
             print(f"  {r.scenario.name}: {stages}")
+    if any(len(r.placement) > 1 or r.scenario.connections > 1 for r in results):
+        print(
+            "\nconnections held per server process, sampled once early in each measured run (with "
+            "several workers, a worker that holds none idles):"
+        )
+        for r in results:
+            held = " + ".join(str(n) for n in r.placement) or "none seen"
+            print(f"  {r.scenario.name}: {held}")
     for note in notes:
         print(note)
     for r in results:

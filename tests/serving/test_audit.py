@@ -481,14 +481,27 @@ FAILING_INSERT_POSTGRES = (
 )
 
 
+def install_failing_insert(engine) -> None:
+    """A trigger that refuses to insert any record whose claim_id is 'FAIL' (as a full disk or a
+    constraint would), on SQLite or PostgreSQL."""
+    with engine.begin() as connection:
+        for statement in [FAILING_INSERT_SQLITE] if is_sqlite(engine) else FAILING_INSERT_POSTGRES:
+            connection.exec_driver_sql(statement)
+
+
+def read_only_trail(tmp_path):
+    """A SQLite trail holding one record, and two engines on it: writable, and read-only."""
+    path = tmp_path / "audit.db"
+    writable = make_engine(f"sqlite:///{path}")
+    upgrade(writable)
+    AuditStore(writable).append([score_entry(1)])
+    return writable, make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+
+
 def test_append_failure_mid_batch_raises_unavailable_and_writes_nothing(db_engine):
     store = AuditStore(db_engine)
     before = appended(store, 5)
-    with db_engine.begin() as connection:
-        for statement in (
-            [FAILING_INSERT_SQLITE] if is_sqlite(db_engine) else FAILING_INSERT_POSTGRES
-        ):
-            connection.exec_driver_sql(statement)
+    install_failing_insert(db_engine)
     batch = [score_entry(i) for i in range(1000)]
     batch[500] = score_entry(500, claim_id="FAIL")
 
@@ -514,11 +527,7 @@ def test_append_dropped_table_raises_unavailable(db_engine):
 
 
 def test_append_read_only_sqlite_raises_unavailable(tmp_path):
-    path = tmp_path / "audit.db"
-    writable = make_engine(f"sqlite:///{path}")
-    upgrade(writable)
-    AuditStore(writable).append([score_entry(1)])
-    read_only = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    writable, read_only = read_only_trail(tmp_path)
 
     with pytest.raises(AuditUnavailable, match="readonly"):
         AuditStore(read_only).append([score_entry(2), score_entry(3)])
@@ -617,11 +626,7 @@ def test_a_group_takes_at_most_group_max_records_and_every_append_is_written(
 
 def test_a_record_refused_in_a_group_fails_only_the_append_that_brought_it(db_engine):
     store = AuditStore(db_engine)
-    with db_engine.begin() as connection:
-        for statement in (
-            [FAILING_INSERT_SQLITE] if is_sqlite(db_engine) else FAILING_INSERT_POSTGRES
-        ):
-            connection.exec_driver_sql(statement)
+    install_failing_insert(db_engine)
     batches = [[score_entry(10 * b + i) for i in range(3)] for b in range(4)]
     batches[2][1] = score_entry(21, claim_id="FAIL")
 
@@ -649,11 +654,7 @@ def test_a_score_id_already_recorded_in_a_group_fails_only_its_append(db_engine)
 
 def test_a_group_the_database_refuses_fails_every_append_in_one_try(tmp_path):
     """A read-only file refuses every transaction alike: one try for the group, not one each."""
-    path = tmp_path / "audit.db"
-    writable = make_engine(f"sqlite:///{path}")
-    upgrade(writable)
-    AuditStore(writable).append([score_entry(1)])
-    read_only = make_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    writable, read_only = read_only_trail(tmp_path)
     clock = CountingClock()
     store = AuditStore(read_only, clock=clock)
     begins = sqlite_runs(read_only, "BEGIN")

@@ -21,11 +21,11 @@ after ``--warmup`` seconds:
 Prints a table (requests/s, claims/s, p50, p99, non-2xx) and the ratios the issue asks for,
 the peak RSS of each server's process tree, how many of the load generator's connections each
 server process held (sampled once per run: with several workers one may hold them all) and the
-model's tree counts. Any non-2xx response or
-socket error fails the scenario loudly (status and body shown) and the run exits with 1, as does
-a scenario in which no response completed: a 1,000-claim request with reasons takes seconds, so
-a short ``--duration`` times few or none of them (rates count the responses completed within the
-measured time; each run starts once the server is idle again after the warm-up).
+model's tree counts. Any non-2xx response or socket error fails the scenario loudly (status and
+body shown) and the run exits with 1, as does a scenario in which no response completed: a
+1,000-claim request with reasons takes seconds, so a short ``--duration`` times few or none of
+them (rates count the responses completed within the measured time; each run starts once the
+server is idle again after the warm-up).
 ``--only`` and ``--servers`` measure a part (say ``--only batch --servers arscore``, to compare two
 versions of arscore run after run); the ratios that need both servers are then left out.
 Requires wrk (``apt-get install wrk``). Timings on a shared machine are noisy: compare ratios.
@@ -708,7 +708,7 @@ def print_report(results: list[Result], servers: dict[str, Server], notes: list[
         for r in staged:
             stages = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r.stages_ms.items()))
             print(f"  {r.scenario.name}: {stages}")
-    if any(len(r.placement) > 1 or r.scenario.connections > 1 for r in results):
+    if results:
         print(
             "\nconnections held per server process, sampled once early in each measured run (with "
             "several workers, a worker that holds none idles):"

@@ -20,7 +20,9 @@ remaining chain still verifies from its first record.
 Appends of one process are committed in groups: while one thread's transaction is being written,
 the appends other threads bring wait, and the next of them writes all those waiting in one
 transaction (group commit). Each caller still returns only once its own records are committed,
-and a failed commit fails every append of its group, with nothing written. On SQLite the commit
+and an append's records are never split between transactions. A failed group commit writes
+nothing; an error of the database as a whole then fails every append of the group, any other
+one has each append written alone, so only the one at fault fails. On SQLite the commit
 (fsync) is serialized across every worker, so one transaction per append capped single-score
 requests at one commit each, whatever the number of workers.
 """

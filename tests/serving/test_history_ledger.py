@@ -442,7 +442,7 @@ def test_migration_0005_backfills_stored_history_and_downgrades(db_url, history,
         patch.setattr(history_ledger, "refresh_ledger", lambda connection, claim_ids: None)
         HistoryStore(engine).upsert(history.claims, history.transactions)
 
-    upgrade(engine)
+    upgrade(engine, "0005")
 
     assert current_revision(engine) == "0005"
     backfilled = stored_ledger(engine)

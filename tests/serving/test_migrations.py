@@ -46,11 +46,14 @@ def test_migrations_upgrade_fresh_database_creates_tables_at_head(db_url):
     upgrade(engine)
 
     assert set(sa.inspect(engine).get_table_names()) >= ARSCORE_TABLES
-    assert current_revision(engine) == head_revision() == "0005"
+    assert current_revision(engine) == head_revision() == "0006"
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("history_transactions")}
     assert "history_transactions_covering" not in indexes  # dropped by 0005
     ledger = {i["name"] for i in sa.inspect(engine).get_indexes("history_patient_ledger")}
     assert ledger == {"history_patient_ledger_patient", "history_patient_ledger_claim"}
+    trail = {i["name"] for i in sa.inspect(engine).get_indexes("audit_records")}
+    assert "ix_audit_records_claim_id" not in trail  # dropped by 0006
+    assert "ix_audit_records_created_at" in trail  # export and purge go by created_at
     engine.dispose()
 
 
@@ -72,6 +75,22 @@ def test_migrations_downgrade_to_base_then_upgrade_again(db_engine):
     assert set(sa.inspect(db_engine).get_table_names()) >= ARSCORE_TABLES
     assert audit.AuditStore(db_engine).append([]) == []
     assert audit.AuditStore(db_engine).verify().ok
+
+
+def test_migrations_0006_drops_the_trail_claim_index_and_downgrade_restores_it(db_engine):
+    store = audit.AuditStore(db_engine)
+    store.append([audit.AuditEntry("score", "k", "scorer", "m", "1", "h", "p", "C1", {"x": 1})])
+
+    def trail_indexes() -> set[str]:
+        return {i["name"] for i in sa.inspect(db_engine).get_indexes("audit_records")}
+
+    downgrade(db_engine, "0005")
+    restored = trail_indexes()
+    upgrade(db_engine)
+
+    assert "ix_audit_records_claim_id" in restored
+    assert "ix_audit_records_claim_id" not in trail_indexes()
+    assert store.verify().ok and store.verify().n_records == 1
 
 
 def test_migrations_concurrent_upgrades_from_fresh_database_all_succeed(db_url):

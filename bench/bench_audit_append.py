@@ -1,6 +1,7 @@
-"""The audit append of a 1,000-score request into a large SQLite trail: ids, then page sizes.
+"""The audit append of a 1,000-score request into a large SQLite trail: ids, page sizes, indexes.
 
-Usage: .venv/bin/python bench/bench_audit_append.py [--compare ids|page-size] [--prefill 300000]
+Usage: .venv/bin/python bench/bench_audit_append.py [--compare ids|page-size|claim-index]
+       [--prefill 300000]
        [--batch 1000] [--repeats 20] [--workdir DIR] [--busy-thread]
 
 Builds an audit database (migrations, WAL, ``synchronous=FULL`` as the server runs it) holding
@@ -13,7 +14,9 @@ them:
   before), the other with ``new_score_ids`` (version 7, time ordered);
 * ``--compare page-size``: both with ``new_score_ids``, one copy rebuilt (``VACUUM``) with 4 KiB
   pages, SQLite's default and what files made before ``serving.db.SQLITE_PAGE_SIZE`` have, the
-  other rebuilt with 16 KiB pages, what new files get now.
+  other rebuilt with 16 KiB pages, what new files get now;
+* ``--compare claim-index``: both with ``new_score_ids``, one copy with the index on claim_id
+  that migration 0006 dropped (created again on the copy), the other as migrations leave it.
 
 The records are synthetic but shaped like a score without reasons (44 feature values, a
 recommendation with two sentences: ~1.6 KB of payload). Prints wall and CPU time per append
@@ -48,6 +51,7 @@ from serving.audit import AuditEntry, AuditStore
 from serving.db import make_engine, upgrade
 
 N_FEATURES = 44
+CLAIM_INDEX = "ix_audit_records_claim_id"
 
 
 def score_entry(rng: random.Random) -> AuditEntry:
@@ -144,6 +148,15 @@ def rebuilt(path: Path, page_size: int) -> None:
         raise SystemExit(f"{path}: page size {found} after VACUUM, expected {page_size}")
 
 
+def with_claim_index(path: Path) -> None:
+    """The audit trail's index on claim_id, as migrations before 0006 left it."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(f"CREATE INDEX {CLAIM_INDEX} ON audit_records (claim_id)")
+    finally:
+        connection.close()
+
+
 def wal_frames(trail: AuditStore, batch: int, rng: random.Random) -> int:
     """WAL frames (pages) written by one append, checkpoints held off meanwhile."""
     with trail.engine.connect() as connection:
@@ -160,7 +173,7 @@ def wal_frames(trail: AuditStore, batch: int, rng: random.Random) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compare", choices=["ids", "page-size"], default="ids")
+    parser.add_argument("--compare", choices=["ids", "page-size", "claim-index"], default="ids")
     parser.add_argument("--prefill", type=int, default=300_000, help="records already stored")
     parser.add_argument("--batch", type=int, default=1_000, help="records per append")
     parser.add_argument("--repeats", type=int, default=20, help="appends measured per kind")
@@ -175,22 +188,28 @@ def main() -> int:
     base = workdir / "prefilled.db"
     if not base.exists():
         prefill(base, args.prefill, args.batch, rng)
+    kinds: dict[str, tuple[object, int | None, bool]]  # name: (ids, page size, claim index)
     if args.compare == "ids":
-        kinds = {"version 4 (random)": (version_4_ids, None)}
-        kinds["version 7 (time-ordered)"] = (audit.new_score_ids, None)
+        kinds = {"version 4 (random)": (version_4_ids, None, False)}
+        kinds["version 7 (time-ordered)"] = (audit.new_score_ids, None, False)
+    elif args.compare == "page-size":
+        kinds = {"4 KiB pages": (audit.new_score_ids, 4096, False)}
+        kinds["16 KiB pages"] = (audit.new_score_ids, 16384, False)
     else:
-        kinds = {"4 KiB pages": (audit.new_score_ids, 4096)}
-        kinds["16 KiB pages"] = (audit.new_score_ids, 16384)
+        kinds = {"with the claim_id index": (audit.new_score_ids, None, True)}
+        kinds["without it (0006)"] = (audit.new_score_ids, None, False)
     trails, times = {}, {}
-    for number, (name, (_, page_size)) in enumerate(kinds.items()):
+    for number, (name, (_, page_size, claim_index)) in enumerate(kinds.items()):
         copy = workdir / f"copy_{number}.db"
         shutil.copyfile(base, copy)
         if page_size is not None:
             rebuilt(copy, page_size)
+        if claim_index:
+            with_claim_index(copy)
         trails[name], times[name] = store(copy), ([], [])
     with busy_thread(args.busy_thread):
         for _ in range(args.repeats):
-            for name, (ids, _) in kinds.items():
+            for name, (ids, _, _) in kinds.items():
                 wall, cpu = measure(trails[name], args.batch, rng, ids)
                 times[name][0].append(wall)
                 times[name][1].append(cpu)

@@ -40,8 +40,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 from unittest import mock
 
 from busy_thread import busy_thread
@@ -52,6 +54,14 @@ from serving.db import make_engine, upgrade
 
 N_FEATURES = 44
 CLAIM_INDEX = "ix_audit_records_claim_id"
+
+
+class Copy(NamedTuple):
+    """How one copy of the prefilled trail is set up and appended to."""
+
+    ids: Callable[..., list[str]] = audit.new_score_ids  # score ids of the measured appends
+    page_size: int | None = None  # rebuilt with these pages (None: as prefilled)
+    claim_index: bool = False  # the index on claim_id created again
 
 
 def score_entry(rng: random.Random) -> AuditEntry:
@@ -188,29 +198,26 @@ def main() -> int:
     base = workdir / "prefilled.db"
     if not base.exists():
         prefill(base, args.prefill, args.batch, rng)
-    kinds: dict[str, tuple[object, int | None, bool]]  # name: (ids, page size, claim index)
     if args.compare == "ids":
-        kinds = {"version 4 (random)": (version_4_ids, None, False)}
-        kinds["version 7 (time-ordered)"] = (audit.new_score_ids, None, False)
+        kinds = {"version 4 (random)": Copy(ids=version_4_ids)}
+        kinds["version 7 (time-ordered)"] = Copy()
     elif args.compare == "page-size":
-        kinds = {"4 KiB pages": (audit.new_score_ids, 4096, False)}
-        kinds["16 KiB pages"] = (audit.new_score_ids, 16384, False)
+        kinds = {"4 KiB pages": Copy(page_size=4096), "16 KiB pages": Copy(page_size=16384)}
     else:
-        kinds = {"with the claim_id index": (audit.new_score_ids, None, True)}
-        kinds["without it (0006)"] = (audit.new_score_ids, None, False)
+        kinds = {"with the claim_id index": Copy(claim_index=True), "without it (0006)": Copy()}
     trails, times = {}, {}
-    for number, (name, (_, page_size, claim_index)) in enumerate(kinds.items()):
+    for number, (name, kind) in enumerate(kinds.items()):
         copy = workdir / f"copy_{number}.db"
         shutil.copyfile(base, copy)
-        if page_size is not None:
-            rebuilt(copy, page_size)
-        if claim_index:
+        if kind.page_size is not None:
+            rebuilt(copy, kind.page_size)
+        if kind.claim_index:
             with_claim_index(copy)
         trails[name], times[name] = store(copy), ([], [])
     with busy_thread(args.busy_thread):
         for _ in range(args.repeats):
-            for name, (ids, _, _) in kinds.items():
-                wall, cpu = measure(trails[name], args.batch, rng, ids)
+            for name, kind in kinds.items():
+                wall, cpu = measure(trails[name], args.batch, rng, kind.ids)
                 times[name][0].append(wall)
                 times[name][1].append(cpu)
     beside = ", beside a busy thread" if args.busy_thread else ""
@@ -219,7 +226,7 @@ def main() -> int:
         f"stored{beside}"
     )
     for name, (walls, cpus) in times.items():
-        with mock.patch.object(audit, "new_score_ids", kinds[name][0]):
+        with mock.patch.object(audit, "new_score_ids", kinds[name].ids):
             frames = wal_frames(trails[name], args.batch, rng)
         print(f"  {name:26s} wall {summary(walls)}; cpu {summary(cpus)}; {frames:,} WAL frames")
     first, second = kinds

@@ -90,7 +90,8 @@ def test_migrations_0006_drops_the_trail_claim_index_and_downgrade_restores_it(d
 
     assert "ix_audit_records_claim_id" in restored
     assert "ix_audit_records_claim_id" not in trail_indexes()
-    assert store.verify().ok and store.verify().n_records == 1
+    report = store.verify()
+    assert report.ok and report.n_records == 1
 
 
 def test_migrations_concurrent_upgrades_from_fresh_database_all_succeed(db_url):

@@ -145,10 +145,10 @@ def parse_json_body(raw: bytes, model: type[ModelT], max_items: int) -> ModelT:
     try:
         parsed = model.model_validate_json(raw)
     except pydantic.ValidationError as error:
-        _refuse_too_many(_count_items(raw), max_items)
+        refuse_too_many(_count_items(raw), max_items)
         errors = [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False)]
         raise RequestValidationError(errors) from None
-    _refuse_too_many(len(getattr(parsed, "items", ())), max_items)
+    refuse_too_many(len(getattr(parsed, "items", ())), max_items)
     return parsed
 
 
@@ -161,7 +161,8 @@ def _count_items(raw: bytes) -> int:
     return len(items) if isinstance(items, list) else 0
 
 
-def _refuse_too_many(count: int, max_items: int) -> None:
+def refuse_too_many(count: int, max_items: int) -> None:
+    """413 when a request's ``count`` items outnumber ``max_items``."""
     if count > max_items:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,

@@ -21,6 +21,7 @@ from serving.deps import (
     SettingsDep,
     TodayDep,
     parse_json_body,
+    refuse_too_many,
 )
 from serving.history_ledger import other_claims_totals
 from serving.keys import Principal
@@ -33,6 +34,7 @@ from serving.schemas import (
     ScoreResponse,
     json_body_schema,
 )
+from serving.score_request_fast import FastScoreItem, FastScoreRequest, decode_score_request
 from serving.scorer import NotScorable, ScoredClaim, ScoreInput, ScoringTimings
 
 router = APIRouter(prefix="/v1", tags=["scores"])
@@ -62,7 +64,18 @@ async def get_policy(request: Request) -> Policy:
 PolicyDep = Annotated[Policy, Depends(get_policy)]
 
 
-def claim_record(item: ScoreItem, patient_key: str) -> ClaimRecord:
+def parse_score_request(raw: bytes, max_items: int) -> ScoreRequest | FastScoreRequest:
+    """The body: decoded by msgspec if it lies in the canonical subset
+    (``serving.score_request_fast``), else validated by ``ScoreRequest``; 413 or 422 as
+    ``parse_json_body``."""
+    fast = decode_score_request(raw)
+    if fast is None:
+        return parse_json_body(raw, ScoreRequest, max_items)
+    refuse_too_many(len(fast.items), max_items)
+    return fast
+
+
+def claim_record(item: ScoreItem | FastScoreItem, patient_key: str) -> ClaimRecord:
     """The item's claim for the model path: patient pseudonymized, money as float. Fields are
     passed by position, in ``ClaimRecord``'s order (keywords cost a third more per record)."""
     expected = item.expected_amount
@@ -83,7 +96,7 @@ def claim_record(item: ScoreItem, patient_key: str) -> ClaimRecord:
     )
 
 
-def event_records(item: ScoreItem) -> tuple[EventRecord, ...]:
+def event_records(item: ScoreItem | FastScoreItem) -> tuple[EventRecord, ...]:
     """The item's transactions, in the order sent; by position, in ``EventRecord``'s order."""
     claim_id = item.claim_id
     return tuple(
@@ -102,7 +115,7 @@ def event_records(item: ScoreItem) -> tuple[EventRecord, ...]:
     )
 
 
-def score_inputs(body: ScoreRequest, key: bytes, today: Any) -> list[ScoreInput]:
+def score_inputs(body: ScoreRequest | FastScoreRequest, key: bytes, today: Any) -> list[ScoreInput]:
     """Items as scorer inputs, each patient pseudonymized once; the as-of date defaults to the
     request's, then today."""
     default_as_of = body.as_of or today
@@ -236,7 +249,7 @@ def create_scores(
     the record."""
     timings = ScoringTimings()
     started = time.perf_counter()
-    body = parse_json_body(raw, ScoreRequest, settings.max_batch_items)
+    body = parse_score_request(raw, settings.max_batch_items)
     started = timings.add("parse", started)
     inputs = score_inputs(body, key, today)
     started = timings.add("inputs", started)

@@ -15,6 +15,7 @@ from features.snapshots import build_snapshots
 from serving.deps import today
 from serving.logging import JsonFormatter
 from serving.schemas import ScoreResponse
+from serving.score_request_fast import decode_score_request
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
     AS_OF,
     app_settings,
@@ -78,6 +79,24 @@ def assert_is_a_score_response(content: bytes) -> None:
     same keys at every level, no extras, the documented types."""
     parsed = json.loads(content)
     assert ScoreResponse.model_validate_json(content).model_dump(mode="json") == parsed
+
+
+def test_scores_alike_whether_msgspec_or_the_schema_rules_read_the_body(sqlite_app, raw_history):
+    """A canonical body is decoded by msgspec; padded text and money as strings need
+    ScoreRequest's rules. Both give the same scores, reasons and recommendations."""
+    items = [score_item(raw_history, c) for c in open_claim_ids(raw_history)[:20]]
+    padded = [
+        {**i, "payer_id": f" {i['payer_id']} ", "total_charge": str(i["total_charge"])}
+        for i in items
+    ]
+    assert decode_score_request(json.dumps({"items": items}).encode()) is not None
+    assert decode_score_request(json.dumps({"items": padded}).encode()) is None
+    answers = []
+    for body in (items, padded):
+        response = post_scores(sqlite_app, body)
+        assert response.status_code == 200, response.text
+        answers.append([{**s, "score_id": None} for s in response.json()["scores"]])
+    assert answers[0] == answers[1] and len(answers[0]) == 20
 
 
 def test_scores_reasons_are_the_largest_recorded_contributions(

@@ -210,6 +210,16 @@ def test_scores_more_items_than_limit_413_before_validation(sqlite_app, raw_hist
     assert audit_count(sqlite_app) == 0
 
 
+def test_scores_more_valid_items_than_limit_413(sqlite_app, raw_history):
+    """A canonical body (read by msgspec) over the limit is refused like any other."""
+    items = [score_item(raw_history, open_claim_ids(raw_history)[0])] * 51
+    assert decode_score_request(json.dumps({"items": items}).encode()) is not None
+    response = post_scores(sqlite_app, items)
+    assert response.status_code == 413
+    assert "51 items" in response.json()["detail"]
+    assert audit_count(sqlite_app) == 0
+
+
 def test_scores_body_larger_than_max_request_bytes_413(tmp_path, model_dirs, raw_history):
     settings = app_settings(
         f"sqlite:///{tmp_path}/a.db", str(model_dirs[0]), max_request_bytes=4096

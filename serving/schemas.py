@@ -56,6 +56,7 @@ from serving.json_fast_path import (
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ISO_DATE_EXPECTED = "expected an ISO date YYYY-MM-DD"
 MAX_TRANSACTIONS_PER_ITEM = 1_000
+MAX_TEXT_LENGTH = 64
 
 
 def _meaning(name: str, columns: tuple[Column, ...] = CLAIM_COLUMNS) -> str:
@@ -101,7 +102,9 @@ IsoDate = Annotated[
     JsonFastPath(_iso_date, (JSON_ISO_DATE,), refusal=ISO_DATE_EXPECTED),
     WithJsonSchema({"type": "string", "format": "date", "example": "2025-03-31"}),
 ]
-Text = Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[
+    StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TEXT_LENGTH)
+]
 OptionalText = Annotated[Text | None, _blank_to_none_in_rust()]
 Money = Annotated[
     Decimal,

@@ -26,22 +26,20 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from features.schema import (
-    CARC_GROUPS,
-    CLAIM_TYPES,
-    MAX_AMOUNT,
-    PARTIES,
-    PAYER_TYPES,
-    TRANSACTION_REASONS,
-    TRANSACTION_TYPES,
+from features.schema import CARC_GROUPS, MAX_AMOUNT, PARTIES, TRANSACTION_REASONS
+from serving.schemas import (
+    MAX_TEXT_LENGTH,
+    MAX_TRANSACTIONS_PER_ITEM,
+    ClaimType,
+    PayerType,
+    TransactionType,
 )
-from serving.schemas import MAX_TRANSACTIONS_PER_ITEM
 
-Text = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"(?s)^[!-~](.*[!-~])?$")]
+Text = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=r"(?s)^[!-~](.*[!-~])?$"),
+]
 Money = Annotated[float, msgspec.Meta(ge=0, lt=MAX_AMOUNT)]
-PayerType = Literal[PAYER_TYPES]  # type: ignore[valid-type]
-ClaimType = Literal[CLAIM_TYPES]  # type: ignore[valid-type]
-TransactionType = Literal[TRANSACTION_TYPES]  # type: ignore[valid-type]
 Party = Literal[PARTIES]  # type: ignore[valid-type]
 CarcGroup = Literal[CARC_GROUPS]  # type: ignore[valid-type]
 Reason = Literal[TRANSACTION_REASONS]  # type: ignore[valid-type]
@@ -82,6 +80,13 @@ class FastScoreItem(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ] = msgspec.field(default_factory=list)
     as_of: dt.date | None = None
 
+    def __post_init__(self) -> None:
+        """As ``ScoreItem``: a transaction's claim_id, if given, is the item's (the error only
+        sends the body to ``ScoreRequest``, which reports it)."""
+        for transaction in self.transactions:
+            if transaction.claim_id is not None and transaction.claim_id != self.claim_id:
+                raise ValueError("a transaction of another claim")
+
     def __repr__(self) -> str:  # the raw patient_id never shows, as in ScoreItem
         return f"FastScoreItem(claim_id={self.claim_id!r}, ...)"
 
@@ -98,14 +103,9 @@ _DECODER = msgspec.json.Decoder(FastScoreRequest)
 
 
 def decode_score_request(raw: bytes) -> FastScoreRequest | None:
-    """The body, if it lies in the canonical subset (and each transaction's claim_id, if given,
-    is its item's); otherwise None, for ``ScoreRequest`` to validate."""
+    """The body, if it lies in the canonical subset; otherwise None, for ``ScoreRequest`` to
+    validate."""
     try:
-        body = _DECODER.decode(raw)
+        return _DECODER.decode(raw)
     except (msgspec.MsgspecError, ValueError):  # ValueError: bytes that are not UTF-8
         return None
-    for item in body.items:
-        for transaction in item.transactions:
-            if transaction.claim_id is not None and transaction.claim_id != item.claim_id:
-                return None
-    return body

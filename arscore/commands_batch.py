@@ -28,7 +28,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from features.distributed import (
+from features.patient_partitions import (
     DEFAULT_CLAIMS_PER_PARTITION,
     SCHEDULER_ENV,
     cluster_address,

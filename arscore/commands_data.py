@@ -13,8 +13,8 @@ import typer
 from arscore.io import write_frame_atomic
 from arscore.progress import progress_bar
 from arscore.secrets import load_pseudonym_key
-from features.distributed import SCHEDULER_ENV, build_snapshots_on
 from features.history import read_history
+from features.patient_partitions import SCHEDULER_ENV, build_snapshots_on
 from features.snapshots import LabelConfig, snapshot_calendar
 
 

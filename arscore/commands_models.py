@@ -141,7 +141,7 @@ def train(
     if cluster:
         from functools import partial
 
-        from training.distributed import train_on_cluster
+        from training.dask_fit import train_on_cluster
 
         run_training = partial(train_on_cluster, cluster=cluster)
 

@@ -9,7 +9,7 @@ transactions, then runs, each in a fresh process so each peak is its own, what
 the whole calendar, write them to Parquet. Modes:
 
 * ``whole``: one ``build_snapshots`` call over the whole history (today's `arscore dataset`);
-* ``partitioned``: the history split by patient (``features.distributed``), snapshots built
+* ``partitioned``: the history split by patient (``features.patient_partitions``), snapshots built
   partition by partition and combined (equal row for row; bounded intermediates);
 * ``local:N``: the partitions built on a Dask LocalCluster of N workers (peak of the client
   process only; the workers are separate processes).
@@ -56,12 +56,12 @@ def generate(n_transactions: int, seed: int, directory: Path) -> Path:
 def child(mode: str, history_dir: Path, out: Path, claims_per_partition: int) -> dict:
     """Read, build, write in this process; the timings and the peak."""
     from arscore.io import write_frame_atomic
-    from features.distributed import (
+    from features.history import read_history
+    from features.patient_partitions import (
         build_snapshots_on,
         build_snapshots_partitioned,
         partition_count,
     )
-    from features.history import read_history
     from features.snapshots import LabelConfig, build_snapshots, snapshot_calendar
 
     started = time.perf_counter()

@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from features.distributed import iter_partitions
 from features.history import History
+from features.patient_partitions import iter_partitions
 from features.snapshots import build_snapshots
 from serving.batch import BatchScorer, output_schema, split_rows
 

@@ -5,7 +5,7 @@ most ``window`` in flight, and scored tables come back in submission order, so t
 is written by one process through the same atomic writer as a single-machine run and the
 client's memory holds a bounded number of chunks.
 
-* From a history: the client splits it by patient (``features.distributed``) and each task
+* From a history: the client splits it by patient (``features.patient_partitions``) and each task
   builds the open-balance snapshots of one partition and scores them: exact patient features.
 * From a snapshot table: the client reads chunks and each task scores one chunk.
 

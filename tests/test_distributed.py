@@ -16,7 +16,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from features.distributed import (
+from features.errors import ArscoreError
+from features.patient_partitions import (
     build_snapshots_partitioned,
     cluster_address,
     iter_partitions,
@@ -24,7 +25,6 @@ from features.distributed import (
     partition_history,
     partition_of,
 )
-from features.errors import ArscoreError
 from features.snapshots import build_snapshots
 from serving.batch import BatchScorer, split_rows
 from serving.batch_parallel import open_balance_chunks
@@ -159,7 +159,7 @@ def test_train_on_cluster_registers_model_within_auc_of_single_machine(
     from features.pipeline import FeaturePipeline
     from serving.loader import load_model
     from training.config import load_config
-    from training.distributed import train_on_cluster
+    from training.dask_fit import train_on_cluster
     from training.fit import choose_calibrator, fit_booster, outcomes
     from training.split import time_split
 

@@ -3,15 +3,14 @@
 Only labelled rows count: snapshots whose horizon runs past the data (``collected`` missing) are
 left out. Capacity and lift are measured on recovered dollars: collectors work the balances with
 the highest expected recovery first, and the question is how many of the dollars that came in
-they would have touched. Plots and the model card live in ``training.plots`` and
-``training.model_card``; ``write_plots`` and ``write_model_card`` are re-exported here.
+they would have touched. The plots and the model card drawn from an evaluation live in
+``training.plots`` and ``training.model_card``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,6 @@ from features.snapshots import AGING_BUCKETS
 
 logger = logging.getLogger(__name__)
 
-PRIMARY_MODEL = "lightgbm"
 TOP_K_PERCENTS = (10, 20)
 LOG_LOSS_EPSILON = 1e-15
 AGE_BAND_EDGES = (18, 35, 50, 65)
@@ -325,25 +323,3 @@ def evaluate(test: pd.DataFrame, scores: dict[str, ScoreSet], n_bins: int = 10) 
         capacity=_concat(capacity, CAPACITY_COLUMNS),
         reliability=_concat(reliability, RELIABILITY_COLUMNS),
     )
-
-
-def write_plots(
-    evaluation: Evaluation,
-    test: pd.DataFrame,
-    scores: dict[str, ScoreSet],
-    contributions_mean_abs: pd.Series,
-    out_dir: Path,
-) -> list[Path]:
-    """The four evaluation plots as PNGs in out_dir (see ``training.plots``)."""
-    from training import plots
-
-    return plots.write_plots(evaluation, test, scores, contributions_mean_abs, out_dir)
-
-
-def write_model_card(
-    evaluation: Evaluation, context: dict, plots: list[Path], out_dir: Path
-) -> tuple[Path, Path]:
-    """model_card.md and model_card.html in out_dir (see ``training.model_card``)."""
-    from training import model_card
-
-    return model_card.write_model_card(evaluation, context, plots, out_dir)

@@ -247,7 +247,7 @@ class FittedModels:
 
 
 BoosterFitter = Callable[..., tuple[lightgbm.Booster, int]]
-"""Same signature and result as ``fit_booster`` (``training.distributed`` passes a Dask one)."""
+"""Same signature and result as ``fit_booster`` (``training.dask_fit`` passes a Dask one)."""
 
 
 def fit_collectibility_model(

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from training.evaluation import PRIMARY_MODEL, Evaluation, ScoreSet, capacity_curve
+from training.evaluation import Evaluation, ScoreSet, capacity_curve
+from training.fit import PRIMARY_MODEL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -24,8 +24,10 @@ from features.model import CollectibilityModel
 from features.snapshots import LabelConfig, build_snapshots, snapshot_calendar
 from training import registry
 from training.config import TrainingConfig, dump_config
-from training.evaluation import Evaluation, ScoreSet, evaluate, write_model_card, write_plots
+from training.evaluation import Evaluation, ScoreSet, evaluate
 from training.fit import PRIMARY_MODEL, BoosterFitter, FittedModels, fit_models
+from training.model_card import write_model_card
+from training.plots import write_plots
 from training.split import Split, time_split
 
 MODEL_DIR_NAME = "collectibility_model"

@@ -15,11 +15,10 @@ from training.evaluation import (
     capacity_curve,
     evaluate,
     expected_calibration_error,
-    write_model_card,
-    write_plots,
     zip3_group,
 )
-from training.model_card import format_metric
+from training.model_card import format_metric, write_model_card
+from training.plots import write_plots
 
 
 def labelled_frame(n: int = 2000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -26,15 +26,15 @@ import lightgbm
 import numpy as np
 import pandas as pd
 
-from features.distributed import (
+from features.errors import ArscoreError
+from features.history import History
+from features.patient_partitions import (
     DEFAULT_CLAIMS_PER_PARTITION,
     build_snapshots_partitioned,
     cluster_client,
     partition_count,
     worker_count,
 )
-from features.errors import ArscoreError
-from features.history import History
 from features.pipeline import FeaturePipeline
 from features.snapshots import LabelConfig, snapshot_calendar
 from training import fit as fit_module

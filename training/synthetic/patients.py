@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.synthetic_events import EventLog, PatientBalances
+from training.synthetic.events import EventLog, PatientBalances
 
 if TYPE_CHECKING:
-    from training.synthetic import GeneratorConfig
+    from training.synthetic.config import GeneratorConfig
 
 # Log-odds of paying in full by balance, before the propensity, age and self-pay terms;
 # calibrated so that ~32% of balances <= $500, ~15% of $500-1,000 and ~1% of >= $3,000 are

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.synthetic_claims import ClaimBlock
+from training.synthetic.claims import ClaimBlock
 
 if TYPE_CHECKING:
-    from training.synthetic import GeneratorConfig
+    from training.synthetic.config import GeneratorConfig
 
 EVENT_FIELDS = ("party", "carc_group", "carc_code", "rarc_code", "reason")
 

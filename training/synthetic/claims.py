@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from training.synthetic import GeneratorConfig
+    from training.synthetic.config import GeneratorConfig
 
 DAYS_PER_YEAR = 365.25
 DAYS_PER_MONTH = 30.4375

@@ -13,8 +13,9 @@ from rich.table import Table
 
 from arscore.database import migrated_engine
 from features.errors import ArscoreError
-from serving.audit import AuditError, AuditStore
-from serving.keys import ROLES, KeyStore
+from serving.access.keys import ROLES, KeyStore
+from serving.audit.records import AuditError
+from serving.audit.store import AuditStore
 from serving.settings import get_settings
 
 keys_app = typer.Typer(

@@ -107,8 +107,9 @@ def _scored_tables(
     client: Any, run: PreparedRun, source: Source
 ) -> tuple[Iterator[pa.Table], int | None]:
     """The scored tables of the run (lazily) and the number of rows if known in advance."""
-    from serving import batch, batch_parallel
-    from serving.distributed import score_frames_on_cluster, score_partitions_on_cluster
+    from serving.batch import files as batch
+    from serving.batch import parallel as batch_parallel
+    from serving.batch.dask_scoring import score_frames_on_cluster, score_partitions_on_cluster
 
     window = 2 * worker_count(client) if client is not None else 0
     if source.snapshots is not None:
@@ -180,7 +181,7 @@ def score(
     ] = DEFAULT_CLAIMS_PER_PARTITION,
 ) -> None:
     """Score open balances in bulk: probability, expected recovery, band, action, reasons."""
-    from serving.batch import write_scored
+    from serving.batch.files import write_scored
 
     if (history is None) == (snapshots is None):
         raise typer.BadParameter("give exactly one of --history DIR or --snapshots FILE")
@@ -228,11 +229,12 @@ def _prepare(
     from arscore.database import migrated_engine
     from features.history import find_table, read_history
     from features.schema import CLAIMS_FILE_STEM, TRANSACTIONS_FILE_STEM
-    from serving.audit import AuditStore
-    from serving.batch import open_snapshot_table
-    from serving.batch_run import BatchAudit, batch_scorer, input_hashes
-    from serving.loader import load_model
-    from serving.policy import load_policy
+    from serving.audit.store import AuditStore
+    from serving.batch.audit import BatchAudit, input_hashes
+    from serving.batch.files import open_snapshot_table
+    from serving.batch.scorer import batch_scorer
+    from serving.policy.config import load_policy
+    from serving.scoring.loader import load_model
     from serving.settings import get_settings
 
     settings = get_settings()

@@ -3,7 +3,7 @@
 The listening socket is bound here with TCP_NODELAY (accepted connections inherit it on Linux):
 ``uvicorn --workers N`` otherwise leaves the shared socket without it and every response on a
 kept-alive connection waits ~44 ms for the peer's delayed ACK (uvicorn issue #3149).
-Worker processes build the app from the environment (``serving.app:create_app``), so the
+Worker processes build the app from the environment (``serving.api.app:create_app``), so the
 options given here are passed to them as ``ARSCORE_*`` variables.
 """
 
@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-APP_FACTORY = "serving.app:create_app"
+APP_FACTORY = "serving.api.app:create_app"
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -68,7 +68,7 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from serving.logging import configure_logging
+    from serving.api.json_logs import configure_logging
     from serving.settings import get_settings
 
     _export({"host": host, "port": port, "workers": workers})

@@ -23,24 +23,24 @@ def _as_of(value: dt.datetime | None) -> dt.date:
 
 
 def _rescore(engine: Engine, as_of: dt.date, with_reasons: bool, trigger: str) -> None:
-    from serving.app import policy_version
-    from serving.audit import AuditStore
-    from serving.loader import load_model
-    from serving.policy import load_policy
+    from serving.audit.store import AuditStore
+    from serving.policy.config import load_policy, stamped_policy_version
+    from serving.scoring.loader import load_model
     from serving.settings import get_settings
-    from serving.worklist_scoring import rescore
+    from serving.worklist.rescoring import rescore
 
     settings = get_settings()
     started = time.perf_counter()
     loaded = load_model(
         settings.model_uri, settings.mlflow_tracking_uri, now=dt.datetime.now(dt.UTC)
     )
+    policy = load_policy(settings.policy_file)
     result = rescore(
         engine,
         AuditStore(engine),
         loaded,
-        load_policy(settings.policy_file),
-        policy_version(settings),
+        policy,
+        stamped_policy_version(policy, settings.risk_band_cuts, settings.reasons_per_score),
         as_of,
         risk_band_cuts=tuple(settings.risk_band_cuts),
         with_reasons=with_reasons,
@@ -71,7 +71,7 @@ def load(
     """Load a history directory into the server's store (idempotent), then rescore."""
     from arscore.secrets import load_pseudonym_key
     from features.history import read_history
-    from serving.history_store import HistoryStore
+    from serving.history.store import HistoryStore
 
     loaded = read_history(history, load_pseudonym_key())
     with migrated_engine() as engine:
@@ -97,7 +97,7 @@ def writeoffs_report(
     out: Annotated[Path, typer.Option(help="output directory")] = Path("reports"),
 ) -> None:
     """Write-offs of a month per category and payer: CSV (lines, totals) and an HTML page."""
-    from serving.writeoffs import build_report, write_report
+    from serving.worklist.writeoffs import build_report, write_report
 
     with migrated_engine() as engine:
         report = build_report(engine, period)

@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
 
-from serving.db import make_engine, upgrade
 from serving.settings import get_settings
+from serving.store.engine import make_engine, upgrade
 
 
 @contextmanager

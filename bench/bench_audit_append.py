@@ -13,8 +13,8 @@ them:
 * ``--compare ids`` (default): one copy with version-4 ids (``uuid.uuid4``, what arscore used
   before), the other with ``new_score_ids`` (version 7, time ordered);
 * ``--compare page-size``: both with ``new_score_ids``, one copy rebuilt (``VACUUM``) with 4 KiB
-  pages, SQLite's default and what files made before ``serving.db.SQLITE_PAGE_SIZE`` have, the
-  other rebuilt with 16 KiB pages, what new files get now;
+  pages, SQLite's default and what files made before ``serving.store.engine.SQLITE_PAGE_SIZE`` have,
+  the other rebuilt with 16 KiB pages, what new files get now;
 * ``--compare claim-index``: both with ``new_score_ids``, one copy with the index on claim_id
   that migration 0006 dropped (created again on the copy), the other as migrations leave it.
 
@@ -48,9 +48,10 @@ from unittest import mock
 
 from busy_thread import busy_thread
 
-from serving import audit
-from serving.audit import AuditEntry, AuditStore
-from serving.db import make_engine, upgrade
+from serving.audit import store as audit_store
+from serving.audit.records import AuditEntry, new_score_ids
+from serving.audit.store import AuditStore
+from serving.store.engine import make_engine, upgrade
 
 N_FEATURES = 44
 CLAIM_INDEX = "ix_audit_records_claim_id"
@@ -59,7 +60,7 @@ CLAIM_INDEX = "ix_audit_records_claim_id"
 class Copy(NamedTuple):
     """How one copy of the prefilled trail is set up and appended to."""
 
-    ids: Callable[..., list[str]] = audit.new_score_ids  # score ids of the measured appends
+    ids: Callable[..., list[str]] = new_score_ids  # score ids of the measured appends
     page_size: int | None = None  # rebuilt with these pages (None: as prefilled)
     claim_index: bool = False  # the index on claim_id created again
 
@@ -117,7 +118,7 @@ def store(path: Path) -> AuditStore:
 def prefill(path: Path, n_records: int, batch: int, rng: random.Random) -> None:
     trail = store(path)
     started = time.perf_counter()
-    with mock.patch.object(audit, "new_score_ids", version_4_ids):
+    with mock.patch.object(audit_store, "new_score_ids", version_4_ids):
         for done in range(0, n_records, batch):
             trail.append_ids([score_entry(rng) for _ in range(min(batch, n_records - done))])
             if (done // batch) % 50 == 0:
@@ -131,7 +132,7 @@ def prefill(path: Path, n_records: int, batch: int, rng: random.Random) -> None:
 def measure(trail: AuditStore, batch: int, rng: random.Random, ids: object) -> tuple[float, float]:
     """Wall and CPU seconds of one append of ``batch`` records (entries built beforehand)."""
     entries = [score_entry(rng) for _ in range(batch)]
-    with mock.patch.object(audit, "new_score_ids", ids):
+    with mock.patch.object(audit_store, "new_score_ids", ids):
         wall, cpu = time.perf_counter(), time.process_time()
         trail.append_ids(entries)
         return time.perf_counter() - wall, time.process_time() - cpu
@@ -226,7 +227,7 @@ def main() -> int:
         f"stored{beside}"
     )
     for name, (walls, cpus) in times.items():
-        with mock.patch.object(audit, "new_score_ids", kinds[name].ids):
+        with mock.patch.object(audit_store, "new_score_ids", kinds[name].ids):
             frames = wal_frames(trails[name], args.batch, rng)
         print(f"  {name:26s} wall {summary(walls)}; cpu {summary(cpus)}; {frames:,} WAL frames")
     first, second = kinds

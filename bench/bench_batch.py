@@ -40,7 +40,7 @@ from features.history import validate_history
 from features.model import Calibrator, CollectibilityModel
 from features.pipeline import FeaturePipeline
 from features.snapshots import LABEL_COLUMNS, build_snapshots, snapshot_calendar
-from serving.batch import DEFAULT_CHUNK_ROWS
+from serving.batch.files import DEFAULT_CHUNK_ROWS
 from training.config import TrainingConfig
 from training.fit import fit_booster, outcomes, recovered_fraction
 from training.split import time_split
@@ -114,13 +114,14 @@ def arscore_run(
 ) -> None:
     """The `arscore score --snapshots` path, in process (``policy=False``: every action
     "follow_up", to show what the policy stage costs)."""
-    from serving.audit import AuditStore
-    from serving.batch import read_snapshot_chunks, write_scored
-    from serving.batch_parallel import score_chunks
-    from serving.batch_run import BatchAudit, batch_scorer, input_hashes
-    from serving.db import make_engine, upgrade
-    from serving.loader import load_directory
-    from serving.policy import load_policy
+    from serving.audit.store import AuditStore
+    from serving.batch.audit import BatchAudit, input_hashes
+    from serving.batch.files import read_snapshot_chunks, write_scored
+    from serving.batch.parallel import score_chunks
+    from serving.batch.scorer import batch_scorer
+    from serving.policy.config import load_policy
+    from serving.scoring.loader import load_directory
+    from serving.store.engine import make_engine, upgrade
 
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)

@@ -38,8 +38,8 @@ from busy_thread import busy_thread
 from machine import python_speed_ms, speed_note
 
 from features.history import validate_history
-from serving.db import make_engine, upgrade
-from serving.history_store import HistoryStore
+from serving.history.store import HistoryStore
+from serving.store.engine import make_engine, upgrade
 from training.synthetic import GeneratorConfig, generate_history
 
 

@@ -75,7 +75,7 @@ def main() -> int:
     os.chdir(root)
     from fastapi.testclient import TestClient
 
-    from serving.app import create_app
+    from serving.api.app import create_app
     from serving.settings import get_settings
 
     get_settings.cache_clear()

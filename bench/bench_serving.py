@@ -561,11 +561,12 @@ def audit_count(workspace: Workspace) -> int:
 
 
 def audit_durability(workspace: Workspace) -> str:
-    """The journal and synchronous modes of a connection made by serving.db.make_engine, the
-    engine factory the server uses for its audit store (the modes are set on every connection)."""
+    """The journal and synchronous modes of a connection made by serving.store.engine.make_engine,
+    the engine factory the server uses for its audit store (the modes are set on every
+    connection)."""
     from sqlalchemy import text
 
-    from serving.db import make_engine
+    from serving.store.engine import make_engine
 
     engine = make_engine(workspace.database_url)
     try:
@@ -579,7 +580,7 @@ def audit_durability(workspace: Workspace) -> str:
 
 def model_summary(workspace: Workspace) -> tuple[str, list[str]]:
     """The champion's size (trees, leaves, features) and its input columns."""
-    from serving.loader import load_model
+    from serving.scoring.loader import load_model
 
     loaded = load_model(MODEL_URI, workspace.tracking_uri, now=dt.datetime.now(dt.UTC))
     model = loaded.model

@@ -7,7 +7,7 @@ Usage: .venv/bin/python bench/bench_worklist_replay.py [--claims 20000] [--touch
 1. Generate a 24-month history (``training.synthetic``), fit a model (LightGBM, 150 rounds) on
    labelled month-end snapshots whose 90-day labels are complete before the replay starts.
 2. At each of the last ``--replay-months`` month-ends with 90 days of history after them, score
-   the open balances (``serving.worklist_scoring.decide_rows``: model + policy), leave out holds,
+   the open balances (``serving.worklist.rescoring.decide_rows``: model + policy), leave out holds,
    and let each strategy work ``touches_per_day x 21`` accounts:
    * worklist: expected net recovery per touch (the order of GET /v1/worklist);
    * oldest first: days since service, descending;
@@ -39,8 +39,8 @@ from features.history import validate_history
 from features.model import Calibrator, CollectibilityModel
 from features.pipeline import FeaturePipeline
 from features.snapshots import build_snapshots, snapshot_calendar
-from serving.policy import load_policy
-from serving.worklist_scoring import decide_rows, priority_cents
+from serving.policy.config import load_policy
+from serving.worklist.rescoring import decide_rows, priority_cents
 from training.synthetic import GeneratorConfig, generate_history
 
 KEY = b"bench-pseudonym-key-0123456789"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.money import amount_cents
+
 PATIENT_SIDE_ADJUSTMENTS = ("bad_debt", "charity", "small_balance")
 CORRECTABLE_CARCS = ("16", "15", "22", "27")
 
@@ -54,11 +56,6 @@ def with_self_pay_transfers(claims: pd.DataFrame, transactions: pd.DataFrame) ->
         }
     )
     return pd.concat([virtual, transactions], ignore_index=True)
-
-
-def amount_cents(dollars: pd.Series) -> np.ndarray:
-    """Dollar amounts as int64 cents, rounded half to even (``numpy.rint``); missing is 0."""
-    return np.rint(dollars.astype("float64").fillna(0.0).to_numpy() * 100).astype(np.int64)
 
 
 def event_deltas(transactions: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,12 @@
-"""Serving configuration: environment variables with the prefix ARSCORE_, validated on start."""
+"""Serving configuration: environment variables with the prefix ARSCORE_, validated on start.
+
+One class for the server, the worklist and the batch commands; ``create_app`` and every CLI
+command read it before doing anything, so a bad value fails at start with the variable's name.
+"""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,7 +43,7 @@ class Settings(BaseSettings):
     pseudonym_key_file: Path | None = None
     policy_file: Path | None = None
     log_level: str = "INFO"
-    # Added by the HTTP app (serving/app.py):
+    # Added by the HTTP app (serving/api/app.py):
     max_request_bytes: int = Field(
         32 * 1024 * 1024, ge=1024, description="largest request body accepted (else 413)"
     )
@@ -59,10 +64,24 @@ class Settings(BaseSettings):
         description="how often each worker checks whether another worker's reload switched the "
         "model (0: never; then a reload reaches only the worker that took it)",
     )
+    worklist_cool_off_days: int = Field(
+        7, ge=0, le=365, description="days an account stays off the worklist after an action"
+    )
+    worklist_touches_per_day: int = Field(
+        40, ge=0, le=100_000, description="capacity: touches a team makes per day"
+    )
+    write_off_approval_above: Decimal = Field(
+        Decimal("1000.00"),
+        ge=0,
+        description="write-offs above this many dollars need a second user (approver role)",
+    )
+    worklist_rescore_on_read: bool = Field(
+        True, description="rescore on GET /v1/worklist when history, model or day changed"
+    )
     tune_gc: bool = Field(
         True,
         description="after start-up, freeze the heap and raise the garbage collector's "
-        "thresholds (see serving.app); off for apps created inside a longer-lived process",
+        "thresholds (see serving.api.app); off for apps created inside a longer-lived process",
     )
 
     @field_validator("risk_band_cuts")

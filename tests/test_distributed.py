@@ -26,11 +26,12 @@ from features.patient_partitions import (
     partition_of,
 )
 from features.snapshots import build_snapshots
-from serving.batch import BatchScorer, split_rows
-from serving.batch_parallel import open_balance_chunks
-from serving.batch_run import PolicyActions, policy_columns
-from serving.distributed import score_frames_on_cluster, score_partitions_on_cluster
-from serving.policy import load_policy
+from serving.batch.dask_scoring import score_frames_on_cluster, score_partitions_on_cluster
+from serving.batch.files import split_rows
+from serving.batch.parallel import open_balance_chunks
+from serving.batch.scorer import BatchScorer, PolicyActions
+from serving.policy.config import load_policy
+from serving.policy.facts import policy_columns
 from tests.model_factory import AS_OF, labelled_snapshots, open_balances, small_history, small_model
 
 distributed = pytest.importorskip("distributed")
@@ -157,7 +158,7 @@ def test_train_on_cluster_registers_model_within_auc_of_single_machine(
     client, tmp_path: Path, monkeypatch
 ):
     from features.pipeline import FeaturePipeline
-    from serving.loader import load_model
+    from serving.scoring.loader import load_model
     from training.config import load_config
     from training.dask_fit import train_on_cluster
     from training.fit import choose_calibrator, fit_booster, outcomes

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
-from serving.db import is_sqlite, make_engine, upgrade
+from serving.store.engine import is_sqlite, make_engine, upgrade
 
 PG_SERVER = os.environ.get("ARSCORE_TEST_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 SQLITE_GUARD_TRIGGERS = (

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from features.history import History, validate_history
 from features.model import CollectibilityModel
-from serving.app import create_app
+from serving.api.app import create_app
 from serving.settings import Settings
 from tests.factories import TEST_KEY
 from tests.model_factory import fit_small_model, labelled_snapshots

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from serving.policy import Policy, load_policy
+from serving.policy.config import Policy, load_policy
 
 DEFAULT = load_policy()
 

@@ -12,10 +12,10 @@ import threading
 
 from fastapi.testclient import TestClient
 
-from serving.app import GC_THRESHOLDS
-from serving.audit import AuditStore
-from serving.db import make_engine
-from serving.logging import JsonFormatter, configure_logging, logging_config
+from serving.api.app import GC_THRESHOLDS
+from serving.api.json_logs import JsonFormatter, configure_logging, logging_config
+from serving.audit.store import AuditStore
+from serving.store.engine import make_engine
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
     app_settings,
     model_dirs,

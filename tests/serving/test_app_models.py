@@ -14,8 +14,8 @@ import pytest
 
 from features import FEATURE_SET_VERSION
 from features.model import METADATA_FILE, artifact_sha256
-from serving.loader import ModelLoadError, load_directory, load_model, saved_model_directory
-from serving.model_sync import ModelWatcher, publish
+from serving.api.model_sync import ModelWatcher, publish
+from serving.scoring.loader import ModelLoadError, load_directory, load_model, saved_model_directory
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
     app_settings,
     model_dirs,

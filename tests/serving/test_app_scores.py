@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 
 from features.snapshots import build_snapshots
-from serving.deps import today
-from serving.logging import JsonFormatter
-from serving.schemas import ScoreResponse
-from serving.score_request_fast import decode_score_request
+from serving.api.deps import today
+from serving.api.json_logs import JsonFormatter
+from serving.api.schemas import ScoreResponse
+from serving.api.score_request_msgspec import decode_score_request
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
     AS_OF,
     app_settings,
@@ -382,7 +382,8 @@ def test_scores_carry_the_policy_recommendation_and_audit_keeps_it(sqlite_app, r
     """Each score says what to do next, as the policy decides on the same snapshot."""
     import json
 
-    from serving.policy import load_policy, recommend
+    from serving.policy.config import load_policy
+    from serving.policy.recommend import recommend
 
     app = sqlite_app
     ids = open_claim_ids(raw_history)[:20]

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 import uvicorn
 
 from arscore.commands_serve import listening_socket
-from serving.app import create_app
-from serving.db import make_engine
-from serving.keys import KeyStore
+from serving.access.keys import KeyStore
+from serving.api.app import create_app
+from serving.store.engine import make_engine
 from tests.factories import TEST_KEY
 from tests.serving.fixtures_app import (  # noqa: F401 (fixtures)
     app_settings,

@@ -23,22 +23,22 @@ from sqlalchemy.exc import DBAPIError
 from typer.testing import CliRunner
 
 from arscore.commands_audit import register
-from serving.audit import (
+from serving.audit.records import (
     GENESIS_HASH,
     PURGE_KIND,
     AuditChainBroken,
     AuditEntry,
     AuditRecord,
-    AuditStore,
     AuditUnavailable,
     DuplicateScoreId,
     new_score_ids,
     record_hash,
     sha256_hex,
 )
-from serving.db import is_sqlite, make_engine, upgrade
-from serving.db_bulk import ROWS_PER_STATEMENT
+from serving.audit.store import AuditStore
 from serving.settings import get_settings
+from serving.store.bulk import ROWS_PER_STATEMENT
+from serving.store.engine import is_sqlite, make_engine, upgrade
 from tests.factories import claim_row, make_history
 from tests.serving.conftest import FakeClock, sqlite_runs, tampering
 
@@ -609,7 +609,7 @@ def test_appends_waiting_together_are_written_in_one_transaction(db_engine):
 def test_a_group_takes_at_most_group_max_records_and_every_append_is_written(
     db_engine, monkeypatch
 ):
-    monkeypatch.setattr("serving.audit.GROUP_MAX_RECORDS", 4)
+    monkeypatch.setattr("serving.audit.store.GROUP_MAX_RECORDS", 4)
     clock = CountingClock()
     store = AuditStore(db_engine, clock=clock)
     batches = [[score_entry(10 * b + i) for i in range(2)] for b in range(5)] + [

@@ -24,22 +24,25 @@ from typer.testing import CliRunner
 
 from arscore.commands_batch import register
 from features.errors import ArscoreError
-from serving.audit import AuditStore, audit_records
-from serving.batch import (
+from serving.audit.store import AuditStore
+from serving.audit.tables import audit_records
+from serving.batch.audit import BATCH_RUN_KIND
+from serving.batch.files import (
     AtomicParquetWriter,
-    BatchScorer,
     file_sha256,
     output_schema,
     read_snapshot_chunks,
-    risk_band,
     split_rows,
     write_scored,
 )
-from serving.batch_parallel import pipelined, score_chunks, score_history
-from serving.batch_run import BATCH_RUN_KIND, PolicyActions, policy_columns
-from serving.db import make_engine
-from serving.policy import ACTIONS, load_policy
+from serving.batch.parallel import pipelined, score_chunks, score_history
+from serving.batch.scorer import BatchScorer, PolicyActions
+from serving.policy.config import load_policy
+from serving.policy.facts import policy_columns
+from serving.policy.rules import ACTIONS
+from serving.scoring.risk_bands import risk_band
 from serving.settings import get_settings
+from serving.store.engine import make_engine
 from tests.factories import TEST_KEY
 from tests.model_factory import AS_OF, open_balances, small_history, small_model
 from training.synthetic import GeneratorConfig, generate_history, write_history
@@ -127,7 +130,7 @@ def test_batch_scorer_numbers_equal_the_model_score(balances: pd.DataFrame):
 
 
 def test_batch_scorer_with_reasons_gives_up_to_four_sentences(balances: pd.DataFrame):
-    from serving.reasons import ReasonTexts
+    from serving.scoring.reasons import ReasonTexts
 
     rows = balances.iloc[:50]
     scored = make_scorer(reasons=ReasonTexts(small_model())).score(rows).to_pandas()

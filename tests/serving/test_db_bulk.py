@@ -8,8 +8,8 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from serving.db import make_engine
-from serving.db_bulk import ROWS_PER_STATEMENT, DriverInsert, DriverUpdate, fetch_rows
+from serving.store.bulk import ROWS_PER_STATEMENT, DriverInsert, DriverUpdate, fetch_rows
+from serving.store.engine import make_engine
 from tests.serving.conftest import sqlite_runs
 
 metadata = sa.MetaData()

@@ -12,23 +12,16 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from features.history import History, validate_history
+from features.money import cents_or_zero as cents
 from features.schema import CARC_GROUPS, PAYER_TYPES, TRANSACTION_REASONS, TRANSACTION_TYPES
-from serving import history_ledger
-from serving.db import current_revision, downgrade, make_engine, upgrade
-from serving.history_ledger import LEDGER_COLUMNS, other_claims_totals, refresh_ledger
-from serving.history_store import (
-    IN_CHUNK,
-    HistoryStore,
-    HistoryStoreError,
-    HistoryStoreUnavailable,
-)
-from serving.online_features import (
-    OtherClaims,
-    cents,
-    other_claims,
-    patient_deltas,
-    records_from_frames,
-)
+from serving.history import ledger as history_ledger
+from serving.history import store as history_store
+from serving.history.ledger import LEDGER_COLUMNS, other_claims_totals, refresh_ledger
+from serving.history.store import HistoryStore
+from serving.history.tables import IN_CHUNK, HistoryStoreError, HistoryStoreUnavailable
+from serving.scoring.online_snapshot import other_claims, patient_deltas
+from serving.scoring.records import OtherClaims, records_from_frames
+from serving.store.engine import current_revision, downgrade, make_engine, upgrade
 from tests.factories import TEST_KEY, claim_row, make_history, tx_row
 from tests.serving.conftest import count_statements
 
@@ -422,7 +415,7 @@ def test_ledger_failure_during_refresh_rolls_back_the_whole_send(db_engine, monk
         real_refresh(connection, claim_ids)
         raise OperationalError("INSERT INTO history_patient_ledger", {}, Exception("disk full"))
 
-    monkeypatch.setattr(history_ledger, "refresh_ledger", failing_refresh)
+    monkeypatch.setattr(history_store, "refresh_ledger", failing_refresh)
     send = make_history(
         [claim_row("C2"), claim_row("C3")],
         [tx_row("C2", "2025-02-10", "payment", "40.00", party="patient")],
@@ -439,7 +432,7 @@ def test_migration_0005_backfills_stored_history_and_downgrades(db_url, history,
     engine = make_engine(db_url)
     upgrade(engine, "0004")
     with monkeypatch.context() as patch:  # at 0004 there is no ledger to refresh
-        patch.setattr(history_ledger, "refresh_ledger", lambda connection, claim_ids: None)
+        patch.setattr(history_store, "refresh_ledger", lambda connection, claim_ids: None)
         HistoryStore(engine).upsert(history.claims, history.transactions)
 
     upgrade(engine, "0005")

@@ -9,14 +9,9 @@ from sqlalchemy.exc import OperationalError
 
 from features.history import History
 from features.snapshots import build_snapshots
-from serving.db import make_engine, upgrade
-from serving.history_store import (
-    IN_CHUNK,
-    HistoryStore,
-    HistoryStoreError,
-    HistoryStoreUnavailable,
-    UpsertResult,
-)
+from serving.history.store import HistoryStore, UpsertResult
+from serving.history.tables import IN_CHUNK, HistoryStoreError, HistoryStoreUnavailable
+from serving.store.engine import make_engine, upgrade
 from tests.factories import claim_row, make_history, tx_row
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from arscore.commands_audit import register
 from features.errors import ArscoreError
-from serving.keys import (
+from serving.access.keys import (
     ROLES,
     KeyStore,
     NotAuthenticated,

@@ -13,8 +13,12 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 
-from serving import audit, history_ledger, history_store, keys
-from serving.db import (
+from serving.access import keys
+from serving.audit import store as audit
+from serving.audit import tables as audit_tables
+from serving.history import ledger as history_ledger
+from serving.history import tables as history_tables
+from serving.store.engine import (
     SQLITE_PAGE_SIZE,
     alembic_config,
     current_revision,
@@ -134,8 +138,8 @@ def test_migrations_run_from_any_directory_without_alembic_ini(tmp_path, monkeyp
 
 
 def test_migrations_shipped_as_package_resources_are_found():
-    migrations = importlib.resources.files("serving.migrations")
-    versions = importlib.resources.files("serving.migrations.versions")
+    migrations = importlib.resources.files("serving.store.migrations")
+    versions = importlib.resources.files("serving.store.migrations.versions")
 
     assert migrations.joinpath("env.py").is_file()
     assert any(entry.name.endswith("_initial.py") for entry in versions.iterdir())
@@ -144,12 +148,12 @@ def test_migrations_shipped_as_package_resources_are_found():
 @pytest.mark.parametrize(
     ("table", "module"),
     [
-        (audit.audit_records, audit),
-        (audit.audit_chain_head, audit),
-        (audit.audit_purge_anchors, audit),
+        (audit_tables.audit_records, audit_tables),
+        (audit_tables.audit_chain_head, audit_tables),
+        (audit_tables.audit_purge_anchors, audit_tables),
         (keys.api_keys, keys),
-        (history_store.history_claims, history_store),
-        (history_store.history_transactions, history_store),
+        (history_tables.history_claims, history_tables),
+        (history_tables.history_transactions, history_tables),
         (history_ledger.history_patient_ledger, history_ledger),
     ],
     ids=lambda value: getattr(value, "name", ""),

@@ -12,16 +12,9 @@ from features.history import History, validate_history
 from features.pipeline import FeaturePipeline
 from features.schema import CARC_GROUPS, PAYER_TYPES, TRANSACTION_REASONS, TRANSACTION_TYPES
 from features.snapshots import build_snapshots
-from serving.online_features import (
-    ClaimRecord,
-    EventRecord,
-    FeatureRows,
-    OtherClaims,
-    aging_bucket,
-    claim_snapshot,
-    other_claims,
-    records_from_frames,
-)
+from serving.scoring.feature_rows import FeatureRows
+from serving.scoring.online_snapshot import aging_bucket, claim_snapshot, other_claims
+from serving.scoring.records import ClaimRecord, EventRecord, OtherClaims, records_from_frames
 from tests.factories import TEST_KEY, claim_row, make_history, tx_row
 
 START = dt.date(2025, 1, 1)

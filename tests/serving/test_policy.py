@@ -12,14 +12,10 @@ import yaml
 
 from features.errors import ArscoreError
 from features.snapshots import build_snapshots
-from serving.policy import (
-    ACTIONS,
-    Policy,
-    Recommendation,
-    forbidden_actions,
-    load_policy,
-    recommend,
-)
+from serving.policy.config import Policy, load_policy
+from serving.policy.decide import Recommendation
+from serving.policy.recommend import forbidden_actions, recommend
+from serving.policy.rules import ACTIONS
 from tests.factories import claim_row, make_history, tx_row
 from tests.serving.policy_factories import DEFAULT
 from tests.serving.policy_factories import policy_with as _policy

@@ -13,10 +13,9 @@ import pandas as pd
 import pytest
 
 from features.errors import ArscoreError
-from serving.batch_run import OPTIONAL_POLICY_COLUMNS
-from serving.policy import recommend, recommend_records
-from serving.policy_facts import REQUIRED_COLUMNS, Facts, account_facts
-from serving.policy_records import COLUMNS, record_facts
+from serving.policy.facts import OPTIONAL_POLICY_COLUMNS, REQUIRED_COLUMNS, Facts, account_facts
+from serving.policy.recommend import recommend, recommend_records
+from serving.policy.row_facts import COLUMNS, record_facts
 from tests.serving.test_policy_vector import (  # noqa: F401 (fixture)
     DEFAULT,
     POLICIES,

@@ -11,10 +11,12 @@ import pytest
 from features.errors import ArscoreError
 from features.schema import PAYER_TYPES
 from features.snapshots import build_snapshots, snapshot_calendar
-from serving.batch_run import OPTIONAL_POLICY_COLUMNS, PolicyActions
-from serving.policy import ACTIONS, Policy, recommend
-from serving.policy_facts import FactColumns, Facts
-from serving.policy_vector import recommend_actions
+from serving.batch.scorer import PolicyActions
+from serving.policy.config import Policy
+from serving.policy.facts import OPTIONAL_POLICY_COLUMNS, FactColumns, Facts
+from serving.policy.recommend import recommend
+from serving.policy.rules import ACTIONS
+from serving.policy.vector import recommend_actions
 from tests.model_factory import small_history, small_model
 from tests.serving.policy_factories import DEFAULT
 from tests.serving.policy_factories import policy_with as _policy

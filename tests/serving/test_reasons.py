@@ -9,12 +9,11 @@ import pandas as pd
 import pytest
 
 from features.pipeline import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-from serving.reasons import (
+from serving.scoring.reasons import (
     WORDING,
     ReasonTexts,
     day_range,
     describe,
-    money,
     reason,
     reasons_for_row,
     top_features,
@@ -31,13 +30,6 @@ def test_reason_positive_contribution_raises():
     assert reason("n_patient_payments", 2, 0.3).sentence == (
         "patient made 2 payments (this raises collectibility)"
     )
-
-
-@pytest.mark.parametrize(
-    ("value", "shown"), [(1234.5, "$1,234.50"), (0.0, "$0.00"), (-12.345, "-$12.35")]
-)
-def test_money_formats_dollars_and_cents(value, shown):
-    assert money(value) == shown
 
 
 @pytest.mark.parametrize(

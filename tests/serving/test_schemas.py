@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from features.history import validate_history
 from features.pseudonym import pseudonymize_one
 from features.schema import CLAIM_COLUMNS, TRANSACTION_COLUMNS, column_names
-from serving.routers.scores import claim_record, event_records
-from serving.schemas import (
+from serving.api.routers.scores import claim_record, event_records
+from serving.api.schemas import (
     ClaimIn,
     HistoryClaimRow,
     HistoryTransactionRow,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from serving.online_features import ClaimRecord, EventRecord
-from serving.routers.scores import claim_record, event_records
-from serving.schemas import ScoreItem
+from serving.api.routers.scores import claim_record, event_records
+from serving.api.schemas import ScoreItem
+from serving.scoring.records import ClaimRecord, EventRecord
 from tests.factories import claim_row, tx_row
 
 

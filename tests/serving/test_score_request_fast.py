@@ -11,9 +11,9 @@ import msgspec
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from serving.routers.scores import score_inputs
-from serving.schemas import ScoreItem, ScoreRequest, TransactionIn
-from serving.score_request_fast import (
+from serving.api.routers.scores import score_inputs
+from serving.api.schemas import ScoreItem, ScoreRequest, TransactionIn
+from serving.api.score_request_msgspec import (
     FastScoreItem,
     FastScoreRequest,
     FastTransaction,

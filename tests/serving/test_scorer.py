@@ -11,16 +11,12 @@ import pandas as pd
 import pytest
 
 from features.history import History
+from features.money import rounded_dollars
 from features.snapshots import build_snapshots
-from serving.loader import LoadedModel
-from serving.online_features import (
-    ClaimRecord,
-    EventRecord,
-    OtherClaims,
-    other_claims,
-    records_from_frames,
-)
-from serving.scorer import NotScorable, ScoreInput, Scorer, to_cents
+from serving.scoring.claim_scorer import NotScorable, ScoreInput, Scorer
+from serving.scoring.loader import LoadedModel
+from serving.scoring.online_snapshot import other_claims
+from serving.scoring.records import ClaimRecord, EventRecord, OtherClaims, records_from_frames
 from tests.model_factory import fit_small_model, labelled_snapshots, small_history
 
 AS_OF = pd.Timestamp("2026-06-30")
@@ -98,7 +94,7 @@ def test_scorer_scores_equal_collectibility_model_score_on_build_snapshots(score
         offline = model.score(snaps).iloc[0]
         assert found.claim_id == claim.claim_id
         assert found.probability == offline["probability_collected"]
-        assert found.expected_recovery == to_cents(offline["expected_recovery"])
+        assert found.expected_recovery == rounded_dollars(offline["expected_recovery"])
         X = model.features(snaps)
         assert list(found.features.values()) == [
             model.pipeline.category_label(n, v)
@@ -220,7 +216,7 @@ def test_scorer_paid_claim_not_scorable_names_only_that_item(scorer):
     ("dollars", "cents"), [(12.344999, "12.34"), (0.005000001, "0.01"), (1e-9, "0.00")]
 )
 def test_to_cents_rounds_to_the_cent(dollars, cents):
-    assert to_cents(dollars) == Decimal(cents)
+    assert rounded_dollars(dollars) == Decimal(cents)
 
 
 def test_scorer_risk_band_follows_cut_points(scorer, records):

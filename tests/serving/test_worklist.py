@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from serving.policy import TeamFilter, load_policy
-from serving.worklist import Cursor, WorklistError, WorklistStore, account_actions
+from serving.policy.config import TeamFilter, load_policy
+from serving.worklist.store import Cursor, WorklistError, WorklistStore, account_actions
 from tests.serving.fixtures_app import *  # noqa: F403
 from tests.serving.fixtures_app import AS_OF, app_settings, history_body
 from tests.serving.worklist_factories import (
@@ -144,7 +144,7 @@ def test_worklist_route_after_history_rescored_lists_open_balances_with_audited_
     async def as_of():
         return AS_OF.date()
 
-    from serving import deps
+    from serving.api import deps
 
     app.app.dependency_overrides[deps.today] = as_of
     answer = app.client.get("/v1/worklist?queue=all&limit=500", headers=app.headers("collector"))

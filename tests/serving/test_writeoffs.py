@@ -15,8 +15,14 @@ from typer.testing import CliRunner
 
 from arscore import commands_worklist
 from features.errors import ArscoreError
-from serving.audit import audit_records
-from serving.writeoffs import build_report, parse_period, render_html, totals_csv, write_report
+from serving.audit.tables import audit_records
+from serving.worklist.writeoffs import (
+    build_report,
+    parse_period,
+    render_html,
+    totals_csv,
+    write_report,
+)
 from tests.serving.fixtures_app import *  # noqa: F403
 from tests.serving.fixtures_app import app_settings
 from tests.serving.worklist_factories import (

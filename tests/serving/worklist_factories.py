@@ -12,12 +12,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from serving import deps
-from serving.app import create_app
-from serving.audit import AuditEntry
+from serving.api import deps
+from serving.api.app import create_app
+from serving.audit.records import AuditEntry
 from serving.settings import Settings
-from serving.worklist import WorklistRow, WorklistState, WorklistStore
-from serving.worklist_scoring import history_fingerprint
+from serving.worklist.rescoring import history_fingerprint
+from serving.worklist.store import WorklistRow, WorklistState, WorklistStore
 from tests.serving.fixtures_app import RunningApp
 
 TODAY = date(2026, 10, 15)

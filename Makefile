@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR := data/demo
 DEMO_CLAIMS ?= 20000
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 
 .PHONY: help install demo test lint format bench clean
 
@@ -31,17 +32,18 @@ demo: $(STAMP) ## generate a history, build the dataset, train, promote, load, s
 	$(BIN)/arscore load --history $(DEMO_DIR)/history
 	BIN=$(BIN) DEMO_DIR=$(DEMO_DIR) bash scripts/demo_serve.sh
 
-lint: $(STAMP) ## ruff (lint + format check) and the import contracts
+lint: $(STAMP) ## ruff (lint + format check), the import contracts, no import cycles
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_import_cycles.py
 
 format: $(STAMP) ## format the code with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint ## lint, then the whole test suite
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+test: lint ## lint, then the whole test suite in TEST_WORKERS processes (TEST_WORKERS=0: serial)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: $(STAMP) ## run the benchmarks in bench/ (prints ratios; see bench/README.md)
 	$(BIN)/python bench/bench_dataset.py

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import pandas as pd
-import pyarrow as pa
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -33,14 +30,9 @@ from features.patient_partitions import (
     SCHEDULER_ENV,
     cluster_address,
     cluster_client,
-    iter_partitions,
-    partition_count,
-    worker_count,
 )
 
 DEFAULT_JOBS = os.cpu_count() or 1
-# Below this many claims, starting scoring processes costs more than they save.
-MIN_CLAIMS_FOR_PROCESSES = 100_000
 CLUSTER_HELP = (
     f"Dask scheduler address (tcp://host:8786), or local:N for a LocalCluster of N workers "
     f"[env: {SCHEDULER_ENV}]"
@@ -68,72 +60,6 @@ def rows_progress(description: str, total: int | None) -> Iterator[Callable[[int
     with Progress(*columns, console=Console(stderr=True)) as progress:
         task = progress.add_task(description, total=total)
         yield lambda rows: progress.update(task, advance=rows)
-
-
-@dataclass
-class PreparedRun:
-    """Everything a run needs before the first row is scored."""
-
-    loaded: Any
-    policy: Any
-    history: Any
-    scorer: Any
-    audit: Any
-
-
-@dataclass(frozen=True)
-class Source:
-    """What to score: a snapshot file (all rows, or one as-of date of it) or a history's open
-    balances as of a date; in chunks of ``chunk_rows``, history split by patient."""
-
-    snapshots: Path | None
-    as_of: pd.Timestamp | None
-    chunk_rows: int
-    claims_per_partition: int
-    jobs: int
-
-
-def _filter_as_of(
-    frames: Iterator[pd.DataFrame], as_of: pd.Timestamp | None
-) -> Iterator[pd.DataFrame]:
-    for frame in frames:
-        if as_of is not None and "as_of" in frame.columns:
-            frame = frame[(frame["as_of"] == as_of).to_numpy()]
-        if len(frame):
-            yield frame
-
-
-def _scored_tables(
-    client: Any, run: PreparedRun, source: Source
-) -> tuple[Iterator[pa.Table], int | None]:
-    """The scored tables of the run (lazily) and the number of rows if known in advance."""
-    from serving.batch import files as batch
-    from serving.batch import parallel as batch_parallel
-    from serving.batch.dask_scoring import score_frames_on_cluster, score_partitions_on_cluster
-
-    window = 2 * worker_count(client) if client is not None else 0
-    if source.snapshots is not None:
-        table = batch.open_snapshot_table(source.snapshots)
-        total = None if source.as_of is not None else table.metadata.num_rows
-        chunks = batch.read_snapshot_chunks(
-            source.snapshots, run.scorer.input_columns, source.chunk_rows
-        )
-        frames = _filter_as_of(chunks, source.as_of)
-        if client is None:
-            n_chunks = math.ceil(table.metadata.num_rows / source.chunk_rows)
-            return batch_parallel.score_chunks(
-                run.scorer, frames, min(source.jobs, n_chunks)
-            ), total
-        return score_frames_on_cluster(client, run.scorer, frames, window), total
-    as_of, rows = source.as_of, source.chunk_rows
-    n_partitions = partition_count(run.history, source.claims_per_partition)
-    if client is None:
-        tables = batch_parallel.score_history(
-            run.scorer, run.history, as_of, n_partitions, rows, source.jobs
-        )
-        return tables, None
-    parts = iter_partitions(run.history, max(n_partitions, window))
-    return score_partitions_on_cluster(client, run.scorer, parts, as_of, rows, window), None
 
 
 def score(
@@ -181,7 +107,12 @@ def score(
     ] = DEFAULT_CLAIMS_PER_PARTITION,
 ) -> None:
     """Score open balances in bulk: probability, expected recovery, band, action, reasons."""
+    from arscore.database import migrated_engine
+    from arscore.secrets import load_pseudonym_key
+    from serving.audit.store import AuditStore
     from serving.batch.files import write_scored
+    from serving.batch.run import Source, prepare_run, scored_tables
+    from serving.settings import get_settings
 
     if (history is None) == (snapshots is None):
         raise typer.BadParameter("give exactly one of --history DIR or --snapshots FILE")
@@ -192,8 +123,20 @@ def score(
     jobs = jobs or (1 if snapshots is not None else DEFAULT_JOBS)
     source = Source(snapshots, when, chunk_rows, claims_per_partition, jobs)
     address = cluster_address(cluster)
+    settings = get_settings()
     with ExitStack() as stack:
-        run = _prepare(stack, history, snapshots, model, policy, reasons)
+        engine = stack.enter_context(migrated_engine())  # fails fast before the model loads
+        run = prepare_run(
+            AuditStore(engine),
+            settings,
+            history=history,
+            snapshots=snapshots,
+            model=model,
+            policy=policy,
+            reasons=reasons,
+            pseudonym_key=load_pseudonym_key() if history is not None else None,
+            now=dt.datetime.now(dt.UTC),
+        )
         run.audit.audit_rows = audit_rows
         run.audit.details.update(
             as_of=when.date().isoformat() if when is not None else None,
@@ -204,7 +147,7 @@ def score(
             operator=getpass.getuser(),
         )
         client = stack.enter_context(cluster_client(address)) if address else None
-        tables, total = _scored_tables(client, run, source)
+        tables, total = scored_tables(client, run, source)
         with rows_progress("scoring", total) as advance:
             outcome = write_scored(tables, out, advance, before_commit=run.audit.commit)
     elapsed = time.perf_counter() - started
@@ -215,46 +158,6 @@ def score(
         f"version {run.loaded.version}, policy {run.policy.version}: {out}\n"
         f"output sha256 {outcome.output_sha256}; audit: run {run.audit.run_id}{records}"
     )
-
-
-def _prepare(
-    stack: ExitStack,
-    history: Path | None,
-    snapshots: Path | None,
-    model: str | None,
-    policy: Path | None,
-    reasons: bool,
-) -> PreparedRun:
-    """Open the audit store (fails fast), load model, policy and input, hash the inputs."""
-    from arscore.database import migrated_engine
-    from features.history import find_table, read_history
-    from features.schema import CLAIMS_FILE_STEM, TRANSACTIONS_FILE_STEM
-    from serving.audit.store import AuditStore
-    from serving.batch.audit import BatchAudit, input_hashes
-    from serving.batch.files import open_snapshot_table
-    from serving.batch.scorer import batch_scorer
-    from serving.policy.config import load_policy
-    from serving.scoring.loader import load_model
-    from serving.settings import get_settings
-
-    settings = get_settings()
-    engine = stack.enter_context(migrated_engine())
-    now = dt.datetime.now(dt.UTC)
-    loaded = load_model(model or settings.model_uri, settings.mlflow_tracking_uri, now=now)
-    chosen_policy = load_policy(policy or settings.policy_file)
-    loaded_history, available = None, None
-    if snapshots is not None:
-        paths = [snapshots]
-        available = open_snapshot_table(snapshots).schema_arrow.names
-    else:
-        assert history is not None
-        paths = [find_table(history, CLAIMS_FILE_STEM), find_table(history, TRANSACTIONS_FILE_STEM)]
-        from arscore.secrets import load_pseudonym_key
-
-        loaded_history = read_history(history, load_pseudonym_key())
-    audit = BatchAudit(AuditStore(engine), loaded, chosen_policy.version, input_hashes(paths))
-    scorer = batch_scorer(loaded, chosen_policy, settings.risk_band_cuts, reasons, available)
-    return PreparedRun(loaded, chosen_policy, loaded_history, scorer, audit)
 
 
 def register(app: typer.Typer) -> None:

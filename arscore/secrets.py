@@ -7,8 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from features.errors import ArscoreError
-from features.pseudonym import check_key
+from features.pseudonym import key_file, read_key
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +19,13 @@ DEFAULT_KEY_FILE = Path("var/secrets/pseudonym.key")
 def load_pseudonym_key(create_default: bool = True) -> bytes:
     """The HMAC key: $ARSCORE_PSEUDONYM_KEY, else the file in $ARSCORE_PSEUDONYM_KEY_FILE, else
     a local key file under var/secrets/ (created once, mode 0600, for the embedded defaults)."""
-    value = os.environ.get(KEY_ENV)
-    if value:
-        return check_key(value.encode("utf-8"))
-    path = Path(os.environ.get(KEY_FILE_ENV, DEFAULT_KEY_FILE))
-    if path.exists():
-        return check_key(path.read_bytes().strip())
-    if KEY_FILE_ENV in os.environ or not create_default:
-        raise ArscoreError(f"pseudonymization key file {path} does not exist")
+    configured = os.environ.get(KEY_FILE_ENV)
+    key = read_key(os.environ.get(KEY_ENV), Path(configured) if configured else None)
+    if key is not None:
+        return key
+    path = DEFAULT_KEY_FILE
+    if path.exists() or not create_default:
+        return key_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_hex(32).encode("ascii")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -118,7 +118,7 @@ def arscore_run(
     from serving.batch.audit import BatchAudit, input_hashes
     from serving.batch.files import read_snapshot_chunks, write_scored
     from serving.batch.parallel import score_chunks
-    from serving.batch.scorer import batch_scorer
+    from serving.batch.scorer import chunk_scorer
     from serving.policy.config import load_policy
     from serving.scoring.loader import load_directory
     from serving.store.engine import make_engine, upgrade
@@ -127,7 +127,7 @@ def arscore_run(
     upgrade(engine)
     loaded = load_directory(model_dir, now=dt.datetime.now(dt.UTC))
     rules = load_policy()
-    scorer = batch_scorer(loaded, rules, (0.2, 0.5, 0.8), reasons)
+    scorer = chunk_scorer(loaded, rules, (0.2, 0.5, 0.8), reasons)
     if not policy:
         scorer.actions = skip_policy
     audit = BatchAudit(AuditStore(engine), loaded, rules.version, input_hashes([table]))

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import bench_serving as serving_bench
+import serving_workspace as serving_bench
 from busy_thread import busy_thread
 from machine import python_speed_ms, speed_note
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from pathlib import Path
 
 import pandas as pd
 
@@ -20,6 +21,24 @@ def check_key(key: bytes) -> bytes:
             f"the pseudonymization key must be at least {MIN_KEY_BYTES} bytes, got {len(key)}"
         )
     return key
+
+
+def key_file(path: Path) -> bytes:
+    """The key in the file at ``path``, surrounding white space stripped."""
+    try:
+        return check_key(Path(path).read_bytes().strip())
+    except FileNotFoundError:
+        raise ArscoreError(f"pseudonymization key file {path} does not exist") from None
+    except OSError as exc:
+        raise ArscoreError(f"pseudonymization key file {path}: {exc.strerror}") from None
+
+
+def read_key(value: str | None, path: Path | None) -> bytes | None:
+    """The key given as text, else the key in the file at ``path``; None when neither is given.
+    The server and the command line both read the configured key through this."""
+    if value:
+        return check_key(value.encode("utf-8"))
+    return None if path is None else key_file(path)
 
 
 def pseudonymize_one(patient_id: str, key: bytes) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from features.errors import ArscoreError, ValidationError
-from features.pseudonym import check_key
+from features.pseudonym import read_key
 from serving.access.keys import KeyStore
 from serving.api.json_logs import exception_site
 from serving.api.metrics import Metrics, MetricsMiddleware
@@ -55,18 +55,12 @@ never stored, logged or returned."""
 
 def pseudonym_key(settings: Settings) -> bytes:
     """The HMAC key from ``ARSCORE_PSEUDONYM_KEY`` or ``ARSCORE_PSEUDONYM_KEY_FILE``."""
-    if settings.pseudonym_key:
-        return check_key(settings.pseudonym_key.encode("utf-8"))
-    if settings.pseudonym_key_file is not None:
-        try:
-            return check_key(settings.pseudonym_key_file.read_bytes().strip())
-        except OSError as exc:
-            raise ArscoreError(
-                f"pseudonymization key file {settings.pseudonym_key_file}: {exc.strerror}"
-            ) from None
-    raise ArscoreError(
-        "no pseudonymization key: set ARSCORE_PSEUDONYM_KEY or ARSCORE_PSEUDONYM_KEY_FILE"
-    )
+    key = read_key(settings.pseudonym_key, settings.pseudonym_key_file)
+    if key is None:
+        raise ArscoreError(
+            "no pseudonymization key: set ARSCORE_PSEUDONYM_KEY or ARSCORE_PSEUDONYM_KEY_FILE"
+        )
+    return key
 
 
 @asynccontextmanager

@@ -24,7 +24,7 @@ from serving.api.metrics import Metrics
 from serving.audit.store import AuditStore
 from serving.history.store import HistoryStore
 from serving.policy.config import Policy
-from serving.scoring.claim_scorer import Scorer
+from serving.scoring.claim_scorer import ClaimScorer
 from serving.settings import Settings
 
 ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
@@ -44,7 +44,7 @@ async def get_app_settings(request: Request) -> Settings:
     return _state(request, "settings")
 
 
-async def get_scorer(request: Request) -> Scorer:
+async def get_scorer(request: Request) -> ClaimScorer:
     """The scorer in use when the request started."""
     return _state(request, "scorer")
 
@@ -91,7 +91,7 @@ async def today() -> date:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+ScorerDep = Annotated[ClaimScorer, Depends(get_scorer)]
 AuditDep = Annotated[AuditStore, Depends(get_audit)]
 HistoryDep = Annotated[HistoryStore, Depends(get_history)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from serving.scoring.claim_scorer import Scorer
+from serving.scoring.claim_scorer import ClaimScorer
 from serving.scoring.loader import LoadedModel, ModelLoadError, load_model
 from serving.settings import Settings
 from serving.store.engine import write_transaction
@@ -75,7 +75,7 @@ def load_configured(settings: Settings) -> LoadedModel:
 
 def install(state: Any, loaded: LoadedModel, settings: Settings) -> None:
     """Serve ``loaded`` from now on: one reference swapped, the metrics told."""
-    state.scorer = Scorer(loaded, settings.risk_band_cuts, settings.reasons_per_score)
+    state.scorer = ClaimScorer(loaded, settings.risk_band_cuts, settings.reasons_per_score)
     state.metrics.set_model(
         loaded.name, loaded.version, loaded.alias, loaded.sha256, loaded.loaded_at.timestamp()
     )

@@ -1,7 +1,7 @@
 """Request and response bodies of the HTTP API (pydantic v2).
 
 Requests forbid unknown fields and use the column names of the interchange format
-(``features.schema``); ``tests/serving/test_schemas.py`` keeps the two in step. Money arrives as
+(``features.schema``); ``tests/serving/api/test_schemas.py`` keeps the two in step. Money arrives as
 a JSON number or string and is kept as ``Decimal``; dates are ISO ``YYYY-MM-DD`` strings. The
 raw ``patient_id`` is accepted only to be pseudonymized at once: it is excluded from every
 ``repr`` and never appears in a response, a log line or the audit trail.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, get_type_hints
 
 from pydantic import (
     BaseModel,
@@ -52,6 +52,7 @@ from serving.api.json_pydantic_core import (
     JSON_TEXT,
     JsonFastPath,
 )
+from serving.audit.records import AuditRecord
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ISO_DATE_EXPECTED = "expected an ISO date YYYY-MM-DD"
@@ -354,23 +355,11 @@ class ReloadResponse(BaseModel):
     current: ModelInfo
 
 
-class AuditRecordOut(BaseModel):
-    """One record of the hash-chained audit trail."""
-
-    seq: int
-    score_id: str
-    created_at: dt.datetime
-    kind: str
-    requester_key_id: str | None
-    requester_role: str | None
-    model_name: str | None
-    model_version: str | None
-    model_sha256: str | None
-    policy_version: str | None
-    claim_id: str | None
-    payload: dict[str, Any]
-    prev_hash: str
-    record_hash: str
+AuditRecordOut = create_model(
+    "AuditRecordOut",
+    __doc__="One record of the hash-chained audit trail (the fields of ``AuditRecord``).",
+    **{name: (kind, ...) for name, kind in get_type_hints(AuditRecord).items()},
+)
 
 
 class Readiness(BaseModel):

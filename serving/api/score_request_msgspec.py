@@ -15,8 +15,8 @@ missing, money as a number or a string). So the structs accept only a canonical 
 
 Any body outside it (a blank value, a padded date, money as a string, any error at all) decodes
 to None and goes to ``ScoreRequest``, which alone reports what is wrong. The fields and defaults
-are ``ScoreRequest``'s (``tests/serving/test_score_request_fast.py`` keeps them in step and checks
-that both give the same items on many bodies).
+are ``ScoreRequest``'s (``tests/serving/api/test_score_request_msgspec.py`` keeps them in step
+and checks that both give the same items on many bodies).
 """
 
 from __future__ import annotations

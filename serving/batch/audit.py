@@ -1,4 +1,4 @@
-"""A batch run put together: the scorer from a loaded model and policy, and its audit entries.
+"""What the audit trail records of a batch run.
 
 Every run appends one ``batch_run`` entry to the audit chain (model, policy version, sha256 of
 every input file, row count, sha256 of the output), and with ``audit_rows`` one ``score`` entry
@@ -11,7 +11,7 @@ features are reproducible from the input file, whose hash the ``batch_run`` entr
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 from features.money import rounded_dollars
 from serving.audit.records import AuditEntry
 from serving.audit.store import AuditStore
-from serving.batch.files import BatchOutcome, file_sha256
 from serving.scoring.loader import LoadedModel
 
 BATCH_RUN_KIND = "batch_run"
@@ -90,19 +89,3 @@ class BatchAudit:
             **self.details,
         }
         self.store.append([self._entry(BATCH_RUN_KIND, None, payload)])
-
-
-def input_hashes(paths: Sequence[Path]) -> dict[str, str]:
-    """sha256 of each input file, by its path as given."""
-    return {str(path): file_sha256(path) for path in paths}
-
-
-def summary(outcome: BatchOutcome, audit: BatchAudit | None) -> dict[str, Any]:
-    """What the command prints after a run."""
-    return {
-        "rows": outcome.rows,
-        "out": str(outcome.out),
-        "output_sha256": outcome.output_sha256,
-        "run_id": audit.run_id if audit else None,
-        "score_records": audit.score_records if audit else 0,
-    }

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from features.history import History
 from serving.batch.parallel import score_partition
-from serving.batch.scorer import BatchScorer
+from serving.batch.scorer import ChunkScorer
 
 
 def ordered_results(
@@ -43,12 +43,12 @@ def ordered_results(
         yield pending.popleft().result()
 
 
-def _score_frame(scorer: BatchScorer, frame: pd.DataFrame) -> pa.Table:
+def _score_frame(scorer: ChunkScorer, frame: pd.DataFrame) -> pa.Table:
     return scorer.score(frame)
 
 
 def score_frames_on_cluster(
-    client: Any, scorer: BatchScorer, frames: Iterable[pd.DataFrame], window: int
+    client: Any, scorer: ChunkScorer, frames: Iterable[pd.DataFrame], window: int
 ) -> Iterator[pa.Table]:
     """Scored tables of snapshot chunks, each scored on a worker."""
     [remote_scorer] = client.scatter([scorer], broadcast=True)
@@ -62,7 +62,7 @@ def score_frames_on_cluster(
 
 def score_partitions_on_cluster(
     client: Any,
-    scorer: BatchScorer,
+    scorer: ChunkScorer,
     partitions: Iterable[History],
     as_of: pd.Timestamp,
     chunk_rows: int,

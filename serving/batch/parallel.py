@@ -29,12 +29,12 @@ from features.history import History
 from features.patient_partitions import iter_partitions
 from features.snapshots import build_snapshots
 from serving.batch.files import output_schema, split_rows
-from serving.batch.scorer import BatchScorer
+from serving.batch.scorer import ChunkScorer
 
 PARENT_POLL_SECONDS = 1.0
 
 
-def pipelined(scorer: BatchScorer, chunks: Iterable[pd.DataFrame]) -> Iterator[pa.Table]:
+def pipelined(scorer: ChunkScorer, chunks: Iterable[pd.DataFrame]) -> Iterator[pa.Table]:
     """Scored tables in order; the policy of chunk i runs in a second thread while the model
     predicts chunk i+1, so at most two chunks are in memory."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="arscore-policy") as pool:
@@ -48,7 +48,7 @@ def pipelined(scorer: BatchScorer, chunks: Iterable[pd.DataFrame]) -> Iterator[p
             yield pending.result()
 
 
-_process_scorer: BatchScorer | None = None
+_process_scorer: ChunkScorer | None = None
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -58,7 +58,7 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _start_scoring_process(scorer: BatchScorer, parent: int) -> None:
+def _start_scoring_process(scorer: ChunkScorer, parent: int) -> None:
     """Initializer of a scoring process: keep the scorer, predict on one thread, and never
     outlive the parent."""
     from threadpoolctl import threadpool_limits
@@ -69,16 +69,16 @@ def _start_scoring_process(scorer: BatchScorer, parent: int) -> None:
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
-def _run_in_process(work: Callable[[BatchScorer, Any], pa.Table], item: Any) -> pa.Table:
+def _run_in_process(work: Callable[[ChunkScorer, Any], pa.Table], item: Any) -> pa.Table:
     assert _process_scorer is not None
     return work(_process_scorer, item)
 
 
 def in_processes(
-    scorer: BatchScorer,
+    scorer: ChunkScorer,
     items: Iterable[Any],
     jobs: int,
-    work: Callable[[BatchScorer, Any], pa.Table] = BatchScorer.score,
+    work: Callable[[ChunkScorer, Any], pa.Table] = ChunkScorer.score,
 ) -> Iterator[pa.Table]:
     """``work(scorer, item)`` of each item (a snapshot chunk by default) in one of ``jobs``
     processes on one core each, results in order, at most ``2 * jobs`` items in flight.
@@ -103,7 +103,7 @@ def in_processes(
 
 
 def score_chunks(
-    scorer: BatchScorer, chunks: Iterable[pd.DataFrame], jobs: int = 1
+    scorer: ChunkScorer, chunks: Iterable[pd.DataFrame], jobs: int = 1
 ) -> Iterator[pa.Table]:
     """Scored tables in order: in ``jobs`` processes, or (``jobs`` 1) in this process with the
     policy in a second thread."""
@@ -122,7 +122,7 @@ def open_balance_chunks(
 
 
 def score_partition(
-    scorer: BatchScorer, history: History, as_of: pd.Timestamp, chunk_rows: int
+    scorer: ChunkScorer, history: History, as_of: pd.Timestamp, chunk_rows: int
 ) -> pa.Table:
     """Build and score the open balances of one patient partition (a Dask task)."""
     snapshots = build_snapshots(history, [as_of], labels=None)
@@ -131,7 +131,7 @@ def score_partition(
 
 
 def score_history(
-    scorer: BatchScorer,
+    scorer: ChunkScorer,
     history: History,
     as_of: pd.Timestamp,
     n_partitions: int,

@@ -55,7 +55,7 @@ class Predicted:
 
 
 @dataclass
-class BatchScorer:
+class ChunkScorer:
     """Scores snapshot chunks: the model's numbers, optional reasons, the policy's action.
 
     ``actions`` and ``reasons`` are plain callables (see ``ActionsFn``, ``ReasonsFn``) so the
@@ -136,15 +136,15 @@ class PolicyActions:
         return recommend_actions(rows, self.policy).tolist(), self.policy.version
 
 
-def batch_scorer(
+def chunk_scorer(
     loaded: LoadedModel,
     policy: Policy,
     risk_band_cuts: Sequence[float],
     with_reasons: bool,
     available_columns: Sequence[str] | None = None,
-) -> BatchScorer:
+) -> ChunkScorer:
     """The scorer of a run: the loaded model, the policy's actions, reasons if asked."""
-    return BatchScorer(
+    return ChunkScorer(
         model=loaded.model,
         model_version=loaded.version,
         actions=PolicyActions(policy),

@@ -7,7 +7,8 @@ patient in a request for them cost ~14 rows per claim; the ledger keeps one row 
 patient) and one per transaction that adds something (``online_features.patient_deltas``: a
 patient payment, a transfer, a bad-debt adjustment). ``other_claims_totals`` then answers a whole
 request with one aggregate query; amounts are integer cents, so the sums are exact and equal
-``online_features.other_claims`` over the stored records (``tests/serving/test_history_ledger.py``).
+``serving.scoring.online_snapshot.other_claims`` over the stored records
+(``tests/serving/history/test_ledger.py``).
 
 ``HistoryStore.upsert`` calls ``refresh_ledger`` in its write transaction for every claim it
 inserted, changed or gave new transactions, so the ledger never disagrees with the history.
@@ -136,9 +137,9 @@ def other_claims_totals(
     engine: Engine, items: Sequence[tuple[str, str, date]]
 ) -> list[OtherClaims]:
     """For each (patient_key, claim_id, as_of), in order, what the patient's other stored claims
-    add as of that date: ``online_features.other_claims`` over the stored records, from the
-    ledger. One query per ``IN_CHUNK`` items, all in one snapshot, through the driver's cursor
-    (SQLAlchemy's result rows would cost more than the query)."""
+    add as of that date: ``serving.scoring.online_snapshot.other_claims`` over the stored
+    records, from the ledger. One query per ``IN_CHUNK`` items, all in one snapshot, through the
+    driver's cursor (SQLAlchemy's result rows would cost more than the query)."""
     found = [OtherClaims()] * len(items)
     if not items:
         return found

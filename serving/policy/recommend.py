@@ -14,7 +14,7 @@ from serving.policy.config import Policy
 from serving.policy.decide import Recommendation, decide
 from serving.policy.facts import Facts, account_facts
 from serving.policy.forbidden import forbidden
-from serving.policy.row_facts import records_facts
+from serving.policy.row_facts import facts_of_rows
 from serving.policy.rules import Block, Context
 
 
@@ -57,7 +57,7 @@ def recommend(
     return list(iter_recommendations(rows, policy, model_reasons))
 
 
-def recommend_records(
+def recommend_rows(
     records: Sequence[Mapping[str, Any]],
     policy: Policy,
     model_reasons: list[list[dict]] | None = None,
@@ -65,7 +65,7 @@ def recommend_records(
     """``recommend`` on snapshot records (dicts) instead of a frame: the online path's, free of
     the fixed cost of pandas column operations (``serving.policy.row_facts``)."""
     check_model_reasons(model_reasons, len(records))
-    return list(_decisions(records_facts(records, policy), policy, model_reasons))
+    return list(_decisions(facts_of_rows(records, policy), policy, model_reasons))
 
 
 def forbidden_actions(row: Mapping[str, Any] | pd.Series, policy: Policy) -> dict[str, Block]:

@@ -2,9 +2,9 @@
 
 ``serving.policy.facts.fact_columns`` derives the facts of a batch with pandas column operations,
 which cost ~6 ms whatever the number of rows: most of a single-claim score request. The API holds
-its snapshots as dicts already, so ``record_facts`` derives the same ``Facts`` from one record
+its snapshots as dicts already, so ``facts_of_row`` derives the same ``Facts`` from one record
 with scalar operations, value for value and type for type as ``account_facts`` (missing texts,
-flags and numbers handled as pandas handles them there); ``tests/serving/test_policy_records.py``
+flags and numbers handled as pandas handles them there); ``tests/serving/policy/test_row_facts.py``
 holds the two equal on snapshot rows and on the adversarial rows of the vectorized path's tests.
 
 The conversions run ~30 times a record, so each first tests for the plain types a snapshot holds
@@ -86,15 +86,15 @@ def _carc(group: str | None, code: str | None) -> str | None:
     return None if code is None else f"{group or ''}-{code}".lstrip("-")
 
 
-def record_facts(record: Mapping[str, Any], policy: Policy, position: int = 0) -> Facts:
+def facts_of_row(record: Mapping[str, Any], policy: Policy, position: int = 0) -> Facts:
     """The facts of one snapshot record (with the model's ``probability_collected`` and
     ``expected_recovery``); errors name the record's 1-based ``position`` in its batch."""
     contractual = frozenset(policy.carc.contractual)
     return _facts(record, position, contractual, policy.routing.payment_plan.kept_within_days)
 
 
-def records_facts(records: Sequence[Mapping[str, Any]], policy: Policy) -> list[Facts]:
-    """``record_facts`` of each record, in order, with the policy's constants looked up once."""
+def facts_of_rows(records: Sequence[Mapping[str, Any]], policy: Policy) -> list[Facts]:
+    """``facts_of_row`` of each record, in order, with the policy's constants looked up once."""
     contractual = frozenset(policy.carc.contractual)
     kept_days = policy.routing.payment_plan.kept_within_days
     return [_facts(record, i, contractual, kept_days) for i, record in enumerate(records)]
@@ -127,7 +127,7 @@ def _required(record: Mapping[str, Any]) -> tuple[Any, ...]:
 def _facts(
     record: Mapping[str, Any], position: int, contractual: frozenset[str], kept_days: float
 ) -> Facts:
-    """``record_facts``, converting the columns in its order (so that the same one fails first)."""
+    """``facts_of_row``, converting the columns in its order (so that the same one fails first)."""
     (balance, payer_balance, responsibility, payer_type, state, group, code, n_denials,
      denial_days, payment_days, closed, won, appeal_open, dispute_open, fap_pending,
      fap_applications, fap_approved, n_statements, first_days, payment_plans, probability,

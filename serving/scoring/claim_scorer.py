@@ -73,7 +73,7 @@ class NotScorable(ArscoreError):
         super().__init__(f"{len(problems)} item(s) cannot be scored")
 
 
-class Scorer:
+class ClaimScorer:
     """Scores items with one loaded model; immutable, shared by concurrent requests.
 
     The boosters are called with ``num_threads=1``: requests run in parallel threads (LightGBM

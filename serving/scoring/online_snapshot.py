@@ -7,7 +7,7 @@ server keeps them in a ledger, ``serving.history.ledger``). It returns exactly t
 ``build_snapshots(history, [as_of], labels=None, claim_ids=[claim_id])`` computes for a history
 holding the claim with those events and the patient's other claims: money is summed in integer
 cents on both paths, so sums are exact and their order does not matter. Parity is proven by
-``tests/serving/test_online_features.py`` over generated claims and as-of dates.
+``tests/serving/scoring/test_online_snapshot.py`` over generated claims and as-of dates.
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ class DriverInsert:
     ``ROWS_PER_STATEMENT`` rows. The sqlite3 module lets go of the GIL around every step, and
     executemany steps once per row: while the file's write lock was held, each step handed the
     GIL to another busy thread of the process for up to 5 ms, and 1,000 audit rows took ~600 ms
-    instead of ~6 (``tests/serving/test_audit.py`` counts the steps). On PostgreSQL (psycopg)
+    instead of ~6 (``tests/serving/audit/test_audit.py`` counts the steps). On PostgreSQL (psycopg)
     they go in one ``COPY ... FROM STDIN``: psycopg's executemany hands the GIL off per row too
     (multi-row INSERTs of 7,000 parameters cost more than that alone)."""
 

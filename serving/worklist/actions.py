@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 
@@ -67,6 +67,9 @@ WRITE_OFF_CATEGORIES = {
     "small_balance": "small_balance_write_off",
     "administrative": None,
 }
+ActionName = Literal[RECORDED_ACTIONS]  # type: ignore[valid-type]
+Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]
+WriteOffCategory = Literal[tuple(WRITE_OFF_CATEGORIES)]  # type: ignore[valid-type]
 CARC_REQUIRED = frozenset({"contractual", "denial"})
 POLICY_ACTION = {
     "worked": "follow_up",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Path, status
 from fastapi.responses import JSONResponse
@@ -16,8 +16,11 @@ from serving.api.routers.worklist import CollectorRole
 from serving.worklist.actions import (
     ActionForbidden,
     ActionInvalid,
+    ActionName,
     ActionRequest,
     ApprovalRequired,
+    Outcome,
+    WriteOffCategory,
     record_action,
 )
 from serving.worklist.store import WorklistStore
@@ -32,26 +35,9 @@ class ActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal[
-        "worked", "payment_plan", "fap_referral", "resubmitted", "appealed", "write_off"
-    ]
-    outcome: (
-        Literal[
-            "promise_to_pay",
-            "paid",
-            "no_contact",
-            "left_message",
-            "callback_requested",
-            "dispute",
-            "refused_to_pay",
-            "wrong_contact",
-        ]
-        | None
-    ) = Field(None, description="required when action is 'worked'")
-    category: (
-        Literal["contractual", "denial", "bad_debt", "charity", "small_balance", "administrative"]
-        | None
-    ) = Field(None, description="required for a write-off")
+    action: ActionName
+    outcome: Outcome | None = Field(None, description="required when action is 'worked'")
+    category: WriteOffCategory | None = Field(None, description="required for a write-off")
     amount: Decimal | None = Field(
         None, gt=0, decimal_places=2, description="write-off dollars; default the open balance"
     )

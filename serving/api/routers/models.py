@@ -10,7 +10,7 @@ from serving.api.deps import AdminRole, AuditDep, PrincipalDep, ScorerDep, Setti
 from serving.api.model_sync import install, load_configured, publish
 from serving.api.schemas import ModelInfo, ReloadResponse
 from serving.audit.records import AuditEntry
-from serving.scoring.claim_scorer import Scorer
+from serving.scoring.claim_scorer import ClaimScorer
 from serving.scoring.loader import LoadedModel, ModelLoadError
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def reload_model(
     processes follow within ``model_sync_seconds`` (``serving.api.model_sync``)."""
     state = request.app.state
     with state.reload_lock:
-        previous: Scorer = state.scorer
+        previous: ClaimScorer = state.scorer
         try:
             loaded = load_configured(settings)
         except ModelLoadError as error:

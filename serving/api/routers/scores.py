@@ -36,7 +36,7 @@ from serving.audit.records import AuditEntry, AuditUnavailable
 from serving.history.ledger import other_claims_totals
 from serving.policy.config import Policy
 from serving.policy.decide import Recommendation
-from serving.policy.recommend import recommend_records
+from serving.policy.recommend import recommend_rows
 from serving.scoring.claim_scorer import NotScorable, ScoredClaim, ScoreInput, ScoringTimings
 from serving.scoring.loader import LoadedModel
 from serving.scoring.records import ClaimRecord, EventRecord
@@ -129,7 +129,7 @@ def recommendations(scored: list[ScoredClaim], policy: Policy) -> list[Recommend
         for s in scored
     ]
     model_reasons = [[vars(r) for r in s.reasons] for s in scored]
-    return recommend_records(records, policy, model_reasons)
+    return recommend_rows(records, policy, model_reasons)
 
 
 def recommendation_payload(recommendation: Recommendation) -> dict[str, Any]:
@@ -183,7 +183,7 @@ def score_json(
     scored: ScoredClaim, recommendation: dict[str, Any], score_id: str, model: dict[str, Any]
 ) -> dict[str, Any]:
     """The response item of one score, as JSON-ready values in the shape of ``ScoreOut``
-    (``tests/serving/test_app_scores.py`` validates the answer against the model). A 1,000-claim
+    (``tests/serving/api/test_app_scores.py`` validates the answer against the model). A 1,000-claim
     answer is written by orjson: building and serializing 1,000 ``ScoreOut`` cost as much as
     scoring them."""
     return {

@@ -9,7 +9,7 @@ PostgreSQL keeps them as INCLUDE columns. The index on claim_id serves the refre
 
 The backfill is the SQL of ``serving.history.ledger.refresh_ledger`` for every claim, copied
 here so that this revision keeps doing what it did when that module changes;
-``tests/serving/test_history_ledger.py`` checks the two agree. Nothing reads
+``tests/serving/history/test_ledger.py`` checks the two agree. Nothing reads
 ``history_transactions_covering`` any more (0003 made it for the per-transaction reads), and it
 cost every stored transaction a second index entry, so it is dropped; downgrade recreates it.
 

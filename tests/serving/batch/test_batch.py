@@ -36,7 +36,7 @@ from serving.batch.files import (
     write_scored,
 )
 from serving.batch.parallel import pipelined, score_chunks, score_history
-from serving.batch.scorer import BatchScorer, PolicyActions
+from serving.batch.scorer import ChunkScorer, PolicyActions
 from serving.policy.config import load_policy
 from serving.policy.facts import policy_columns
 from serving.policy.rules import ACTIONS
@@ -53,9 +53,9 @@ CLI_SNIPPET = (
 )
 
 
-def make_scorer(**changes: object) -> BatchScorer:
+def make_scorer(**changes: object) -> ChunkScorer:
     model = small_model()
-    scorer = BatchScorer(
+    scorer = ChunkScorer(
         model=model,
         model_version="7",
         actions=PolicyActions(load_policy()),
@@ -160,15 +160,15 @@ def test_write_scored_scorer_failing_on_chunk_three_leaves_no_output(
 ):
     scorer = make_scorer()
     calls = {"n": 0}
-    original = getattr(BatchScorer, stage)
+    original = getattr(ChunkScorer, stage)
 
-    def failing_on_third(self: BatchScorer, value: object) -> object:
+    def failing_on_third(self: ChunkScorer, value: object) -> object:
         calls["n"] += 1
         if calls["n"] == 3:
             raise ArscoreError(f"injected failure in the {stage} of chunk 3")
         return original(self, value)
 
-    monkeypatch.setattr(BatchScorer, stage, failing_on_third)
+    monkeypatch.setattr(ChunkScorer, stage, failing_on_third)
     out = tmp_path / "scored.parquet"
     out.write_bytes(b"yesterday's file")
     with pytest.raises(ArscoreError, match="chunk 3"):

@@ -13,7 +13,7 @@ import pytest
 from features.history import History
 from features.money import rounded_dollars
 from features.snapshots import build_snapshots
-from serving.scoring.claim_scorer import NotScorable, ScoreInput, Scorer
+from serving.scoring.claim_scorer import ClaimScorer, NotScorable, ScoreInput
 from serving.scoring.loader import LoadedModel
 from serving.scoring.online_snapshot import other_claims
 from serving.scoring.records import ClaimRecord, EventRecord, OtherClaims, records_from_frames
@@ -28,7 +28,7 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def scorer(model) -> Scorer:
+def scorer(model) -> ClaimScorer:
     loaded = LoadedModel(
         model,
         "arscore",
@@ -38,7 +38,7 @@ def scorer(model) -> Scorer:
         "0" * 64,
         datetime(2026, 7, 1, tzinfo=UTC),
     )
-    return Scorer(loaded, (0.2, 0.5, 0.8), 4)
+    return ClaimScorer(loaded, (0.2, 0.5, 0.8), 4)
 
 
 @pytest.fixture(scope="module")

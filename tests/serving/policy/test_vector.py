@@ -18,8 +18,8 @@ from serving.policy.recommend import recommend
 from serving.policy.rules import ACTIONS
 from serving.policy.vector import recommend_actions
 from tests.model_factory import small_history, small_model
-from tests.serving.policy_factories import DEFAULT
-from tests.serving.policy_factories import policy_with as _policy
+from tests.serving.policy.factories import DEFAULT
+from tests.serving.policy.factories import policy_with as _policy
 
 NAN = float("nan")
 

@@ -14,7 +14,7 @@ from serving.policy.config import TeamFilter, load_policy
 from serving.worklist.store import Cursor, WorklistError, WorklistStore, account_actions
 from tests.serving.fixtures_app import *  # noqa: F403
 from tests.serving.fixtures_app import AS_OF, app_settings, history_body
-from tests.serving.worklist_factories import (
+from tests.serving.worklist.factories import (
     TODAY,
     account_row,
     fresh_rows,

@@ -25,7 +25,7 @@ from serving.worklist.writeoffs import (
 )
 from tests.serving.fixtures_app import *  # noqa: F403
 from tests.serving.fixtures_app import app_settings
-from tests.serving.worklist_factories import (
+from tests.serving.worklist.factories import (
     TODAY,
     account_row,
     fresh_rows,

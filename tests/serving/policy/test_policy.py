@@ -17,8 +17,8 @@ from serving.policy.decide import Recommendation
 from serving.policy.recommend import forbidden_actions, recommend
 from serving.policy.rules import ACTIONS
 from tests.factories import claim_row, make_history, tx_row
-from tests.serving.policy_factories import DEFAULT
-from tests.serving.policy_factories import policy_with as _policy
+from tests.serving.policy.factories import DEFAULT
+from tests.serving.policy.factories import policy_with as _policy
 
 NAN = float("nan")
 

@@ -29,7 +29,7 @@ from features.snapshots import build_snapshots
 from serving.batch.dask_scoring import score_frames_on_cluster, score_partitions_on_cluster
 from serving.batch.files import split_rows
 from serving.batch.parallel import open_balance_chunks
-from serving.batch.scorer import BatchScorer, PolicyActions
+from serving.batch.scorer import ChunkScorer, PolicyActions
 from serving.policy.config import load_policy
 from serving.policy.facts import policy_columns
 from tests.model_factory import AS_OF, labelled_snapshots, open_balances, small_history, small_model
@@ -48,8 +48,8 @@ def client():
         yield dask_client
 
 
-def make_scorer() -> BatchScorer:
-    return BatchScorer(
+def make_scorer() -> ChunkScorer:
+    return ChunkScorer(
         model=small_model(),
         model_version="1",
         actions=PolicyActions(load_policy()),

@@ -8,7 +8,7 @@ import pytest
 
 from tests.serving.fixtures_app import *  # noqa: F403
 from tests.serving.fixtures_app import app_settings
-from tests.serving.worklist_factories import account_row, fresh_rows, payer_facts, worklist_app
+from tests.serving.worklist.factories import account_row, fresh_rows, payer_facts, worklist_app
 
 BAD_DEBT = {"action": "write_off", "category": "bad_debt", "note": "no response to 4 statements"}
 

@@ -14,9 +14,9 @@ import pytest
 
 from features.errors import ArscoreError
 from serving.policy.facts import OPTIONAL_POLICY_COLUMNS, REQUIRED_COLUMNS, Facts, account_facts
-from serving.policy.recommend import recommend, recommend_records
-from serving.policy.row_facts import COLUMNS, record_facts
-from tests.serving.test_policy_vector import (  # noqa: F401 (fixture)
+from serving.policy.recommend import recommend, recommend_rows
+from serving.policy.row_facts import COLUMNS, facts_of_row
+from tests.serving.policy.test_vector import (  # noqa: F401 (fixture)
     DEFAULT,
     POLICIES,
     adversarial_rows,
@@ -38,7 +38,7 @@ def _assert_equal_facts(rows: pd.DataFrame, policy) -> None:
     expected = list(account_facts(rows, policy))
     records = rows.to_dict("records")
     for position, (record, want) in enumerate(zip(records, expected, strict=True)):
-        got = record_facts(record, policy, position)
+        got = facts_of_row(record, policy, position)
         assert not _same(got, want), (position, _same(got, want))
 
 
@@ -63,16 +63,16 @@ def test_recommend_records_equal_recommend_with_model_reasons(snapshot_rows):
     rows = snapshot_rows.head(500)
     reasons = [[{"sentence": f"reason {i}"}] for i in range(len(rows))]
     expected = recommend(rows, DEFAULT, reasons)
-    assert recommend_records(rows.to_dict("records"), DEFAULT, reasons) == expected
-    assert recommend_records([], DEFAULT) == []
+    assert recommend_rows(rows.to_dict("records"), DEFAULT, reasons) == expected
+    assert recommend_rows([], DEFAULT) == []
 
 
 def test_record_facts_missing_column_and_empty_balance_name_them():
     record = adversarial_rows(DEFAULT, n=1).to_dict("records")[0]
     with pytest.raises(ArscoreError, match="missing column.*n_denials"):
-        record_facts({k: v for k, v in record.items() if k != "n_denials"}, DEFAULT)
+        facts_of_row({k: v for k, v in record.items() if k != "n_denials"}, DEFAULT)
     with pytest.raises(ArscoreError, match="'open_balance' is empty in row.* 3"):
-        record_facts({**record, "open_balance": None}, DEFAULT, position=2)
+        facts_of_row({**record, "open_balance": None}, DEFAULT, position=2)
 
 
 def test_records_columns_are_the_required_columns():
@@ -87,7 +87,7 @@ def test_recommend_records_equal_recommend_on_adversarial_rows(policy, optional)
         rows = rows.drop(columns=list(OPTIONAL_POLICY_COLUMNS))
     reasons = [[{"sentence": f"reason {i}", "feature": "n_statements"}] for i in range(len(rows))]
     expected = recommend(rows, policy, reasons)
-    assert recommend_records(rows.to_dict("records"), policy, reasons) == expected
+    assert recommend_rows(rows.to_dict("records"), policy, reasons) == expected
 
 
 def _as_numpy_and_pandas(value: object) -> object:
@@ -108,7 +108,7 @@ def test_record_facts_plain_values_equal_numpy_and_pandas_scalars():
     rows = rows.assign(n_statements=rows["n_statements"].fillna(0).astype(int))
     for position, record in enumerate(rows.to_dict("records")):
         other = {column: _as_numpy_and_pandas(value) for column, value in record.items()}
-        got, want = record_facts(other, DEFAULT, position), record_facts(record, DEFAULT, position)
+        got, want = facts_of_row(other, DEFAULT, position), facts_of_row(record, DEFAULT, position)
         assert not _same(got, want), (position, _same(got, want))
 
 
@@ -116,6 +116,6 @@ def test_record_facts_mapping_without_column_names_it():
     record = adversarial_rows(DEFAULT, n=1).to_dict("records")[0]
     del record["payment_plans"]
     with pytest.raises(ArscoreError, match="missing column.*payment_plans"):
-        record_facts(collections.defaultdict(lambda: 0.0, record), DEFAULT)
+        facts_of_row(collections.defaultdict(lambda: 0.0, record), DEFAULT)
     with pytest.raises(ArscoreError, match="missing column.*payment_plans"):
-        recommend_records([types.MappingProxyType(record)], DEFAULT)
+        recommend_rows([types.MappingProxyType(record)], DEFAULT)

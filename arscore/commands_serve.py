@@ -84,7 +84,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         log_config=log_config,
-        access_log=settings.access_log,
+        access_log=False,  # arscore.access logs route templates; uvicorn's logs raw paths
         server_header=False,
         proxy_headers=False,
     )

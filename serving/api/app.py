@@ -197,7 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, access_log=settings.access_log)
     app.add_exception_handler(RequestValidationError, request_validation_error)
     app.add_exception_handler(ValidationError, history_validation_error)
     app.add_exception_handler(HistoryStoreError, history_store_error)

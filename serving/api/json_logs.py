@@ -56,7 +56,10 @@ class JsonFormatter(logging.Formatter):
 
 
 def logging_config(level: str = "INFO", access_log: bool = True) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for the server and uvicorn, all through JsonFormatter."""
+    """A ``logging.config.dictConfig`` for the server and uvicorn, all through JsonFormatter.
+
+    The access log is arscore's own (``arscore.access``, written by the metrics middleware with
+    the route template); uvicorn's, which writes raw paths, stays below its level."""
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
@@ -67,7 +70,8 @@ def logging_config(level: str = "INFO", access_log: bool = True) -> dict[str, An
         "loggers": {
             "uvicorn": {"handlers": [], "level": level.upper(), "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level.upper(), "propagate": True},
-            "uvicorn.access": {
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": True},
+            "arscore.access": {
                 "handlers": [],
                 "level": "INFO" if access_log else "WARNING",
                 "propagate": True,

@@ -4,10 +4,16 @@ band, the model in use. Each app owns its registry, so tests can build many apps
 Routes are labelled by their template (``/v1/audit/{score_id}``), never by the raw path, so
 neither identifiers nor unknown URLs can blow up the label set. With several uvicorn workers
 each process exposes its own counters (Prometheus sums them per scrape target).
+
+The same middleware writes the access log (logger ``arscore.access``, one line per request:
+method, route template, status, milliseconds). uvicorn's own access log is off: it writes the
+raw path and query, and a path such as ``/v1/accounts/C0012345/actions`` holds an account
+number, a HIPAA identifier.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 
@@ -18,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED_ROUTE = "unmatched"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+access_logger = logging.getLogger("arscore.access")
 
 
 class Metrics:
@@ -106,11 +113,13 @@ def route_template(scope: Scope) -> str:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware timing every HTTP request (no BaseHTTPMiddleware overhead)."""
+    """Pure ASGI middleware timing every HTTP request (no BaseHTTPMiddleware overhead), and
+    writing its access log line when ``access_log`` is on."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = False) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -129,4 +138,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.observe(route_template(scope), scope["method"], status, elapsed)
+            route, method = route_template(scope), scope["method"]
+            self.metrics.observe(route, method, status, elapsed)
+            if self.access_log:
+                access_logger.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "ms": round(elapsed * 1000, 1),
+                    },
+                )

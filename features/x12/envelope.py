@@ -1,0 +1,300 @@
+"""X12 files into transaction sets: separators from the ISA header, then ISA/GS/ST envelopes.
+
+Separators are never assumed: the element separator is the character after ``ISA``, the
+component separator is ISA16 and the segment terminator the character after it (or a CR LF
+pair), found by counting ISA's 16 element separators (ISA is 106 characters only when every
+field is full width). Line breaks after terminators are tolerated; a file may hold several
+interchanges, each several functional groups (GS/GE), each several transaction sets (ST/SE).
+Counts and control numbers that do not match (SE01/SE02, GE01/GE02, IEA01/IEA02) are warnings;
+a segment outside the envelope it needs, or a file that ends inside one, is an ``X12Error``.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.x12.errors import ImportWarning, Location, X12Error
+
+ISA_ELEMENTS = 16
+GS_ELEMENTS = 8
+LINE_BREAKS = ("\r", "\n")
+TERMINATOR_SEARCH = 1_000  # characters after ISA in which the terminator must occur again
+
+
+@dataclass(frozen=True)
+class Separators:
+    """The delimiters an interchange declares in its ISA header."""
+
+    element: str
+    component: str
+    repetition: str | None
+    segment: str
+
+
+@dataclass
+class TransactionSet:
+    """One ST..SE transaction set with its envelope: what the 837 and 835 mappings read."""
+
+    file: str
+    interchange: str
+    interchange_date: str
+    version: str
+    control: str
+    kind: str
+    separators: Separators
+    segments: list[list[str]]
+    first_position: int
+
+    def location(self, index: int) -> Location:
+        """The location of ``segments[index]`` (0 is ST)."""
+        segment = self.segments[index] if 0 <= index < len(self.segments) else [""]
+        return Location(
+            self.file,
+            self.interchange,
+            self.control,
+            self.first_position + index,
+            index + 1,
+            segment[0],
+        )
+
+
+def read_text(path: Path) -> str:
+    """A file's text, gunzipped when it starts with the gzip magic bytes (whatever its name)."""
+    data = Path(path).read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as error:
+            raise X12Error(Location(str(path)), f"not a readable gzip file ({error})") from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+def find_separators(text: str, start: int, location: Location) -> tuple[Separators, int]:
+    """The separators of the ISA at ``start`` and the index just after its terminator."""
+    element = text[start + 3 : start + 4]
+    if not element or element.isalnum() or element.isspace():
+        raise X12Error(location, "an ISA header needs an element separator after 'ISA'")
+    position = start + 3
+    for _ in range(ISA_ELEMENTS - 1):
+        position = text.find(element, position + 1)
+        if position < 0:
+            raise X12Error(location, f"the ISA header ends before its {ISA_ELEMENTS} elements")
+    component = text[position + 1 : position + 2]
+    segment = text[position + 2 : position + 3]
+    if segment == "\r" and text[position + 3 : position + 4] == "\n":
+        segment = "\r\n"
+    if not component or not segment or segment.isalnum() or segment == element:
+        raise X12Error(location, "no segment terminator after ISA16 (the component separator)")
+    isa = text[start : position + 2].split(element)
+    repetition = isa[11] if isa[12] >= "00501" and not isa[11].isalnum() else None
+    end = position + 2 + len(segment)
+    following = text[end : end + TERMINATOR_SEARCH]
+    if segment not in following and following.strip():
+        breaks = " (its segments seem to end with line breaks)" if "\n" in following else ""
+        raise X12Error(
+            location,
+            f"the segment terminator {segment!r} that follows ISA16 ends no segment after the "
+            f"ISA header{breaks}: wrong segment terminator",
+        )
+    return Separators(element, component, repetition, segment), end
+
+
+class _Interchange:
+    """The state of one interchange being read: its header, group and transaction set."""
+
+    def __init__(self, file: str, isa: list[str], separators: Separators, position: int):
+        self.file = file
+        self.separators = separators
+        self.control = isa[13] if len(isa) > 13 else ""
+        self.date = ("20" + isa[9]) if len(isa) > 9 and len(isa[9]) == 6 else ""
+        self.version = isa[12] if len(isa) > 12 else ""
+        self.position = position
+        self.groups = 0
+        self.group: list[str] | None = None
+        self.sets_in_group = 0
+        self.current: TransactionSet | None = None
+
+    def location(self, position: int, segment_id: str) -> Location:
+        control = self.current.control if self.current is not None else None
+        return Location(self.file, self.control, control, position, None, segment_id)
+
+
+def read_transaction_sets(
+    path: Path,
+    warnings: list[ImportWarning],
+    text: str | None = None,
+    tally: Counter | None = None,
+) -> Iterator[TransactionSet]:
+    """Every transaction set of a file, in order; envelope warnings are appended to ``warnings``,
+    interchanges and segments counted in ``tally``."""
+    name = str(path)
+    text = read_text(path) if text is None else text
+    start = _skip_blank(text, 0)
+    if start < 0:
+        raise X12Error(Location(name), "the file is empty: expected an ISA header")
+    first, _ = find_separators(text, start, Location(name, position=1, segment_id="ISA"))
+    if first.segment not in LINE_BREAKS and first.segment != "\r\n":
+        text = text.replace("\r", "").replace("\n", "")
+        start = _skip_blank(text, 0)
+    counted = 0
+    while start >= 0:
+        location = Location(name, position=counted + 1, segment_id=text[start : start + 3])
+        if not text.startswith("ISA", start):
+            raise X12Error(location, "expected ISA (the start of an interchange)")
+        separators, _ = find_separators(text, start, location)
+        segments, start = _interchange_segments(text, start, separators)
+        yield from _walk_interchange(name, segments, separators, counted, warnings)
+        counted += len(segments)
+        if tally is not None:
+            tally["interchanges"] += 1
+            tally["segments"] += len(segments)
+        start = _skip_blank(text, start) if start < len(text) else -1
+
+
+def _skip_blank(text: str, start: int) -> int:
+    """The index of the next character that is not white space, -1 at the end."""
+    for index in range(start, len(text)):
+        if not text[index].isspace():
+            return index
+    return -1
+
+
+def _interchange_segments(text: str, start: int, separators: Separators) -> tuple[list[str], int]:
+    """The raw segments from the ISA at ``start`` through its IEA, and where the next one starts."""
+    term = separators.segment
+    marker = term + "IEA" + separators.element
+    found = text.find(marker, start)
+    if found < 0:
+        end, after = len(text), len(text)
+    else:
+        end = text.find(term, found + len(marker))
+        end, after = (len(text), len(text)) if end < 0 else (end, end + len(term))
+    raw = text[start:end].split(term)
+    if raw and not raw[-1].strip():
+        raw.pop()
+    return raw, after
+
+
+def _walk_interchange(
+    name: str,
+    raw_segments: list[str],
+    separators: Separators,
+    counted: int,
+    warnings: list[ImportWarning],
+) -> Iterator[TransactionSet]:
+    """Check one interchange's envelopes and yield its transaction sets."""
+    element = separators.element
+    isa = raw_segments[0].split(element)
+    state = _Interchange(name, isa, separators, counted + 1)
+    closed = False
+    for index in range(1, len(raw_segments)):
+        segment = raw_segments[index].split(element)
+        current = state.current
+        if current is not None and segment[0] != "SE":
+            current.segments.append(segment)
+            continue
+        position = counted + index + 1
+        done = _envelope_segment(state, segment, position, warnings)
+        if done is not None:
+            yield done
+        if segment[0] == "IEA":
+            closed = True
+            break
+    if not closed:
+        last = raw_segments[-1].split(element)[0] if raw_segments else "ISA"
+        where = state.location(counted + len(raw_segments), last)
+        inside = f"transaction set {state.current.control}" if state.current else "the interchange"
+        raise X12Error(where, f"the file ends inside {inside} (no SE/GE/IEA): truncated file")
+
+
+def _envelope_segment(
+    state: _Interchange, segment: list[str], position: int, warnings: list[ImportWarning]
+) -> TransactionSet | None:
+    """Handle one envelope segment (GS, ST, SE, GE, IEA); return a transaction set it closes."""
+    sid = segment[0]
+    location = state.location(position, sid)
+    if sid == "SE" and state.current is not None:
+        return _close_set(state, segment, location, warnings)
+    if sid == "ST" and state.group is not None:
+        state.current = TransactionSet(
+            state.file,
+            state.control,
+            _group_date(state),
+            _element(segment, 3) or state.group[8],
+            _element(segment, 2),
+            _element(segment, 1),
+            state.separators,
+            [segment],
+            position,
+        )
+        state.sets_in_group += 1
+        return None
+    if sid == "GS" and state.group is None:
+        if len(segment) - 1 != GS_ELEMENTS:
+            raise X12Error(location, f"GS has {len(segment) - 1} elements, expected {GS_ELEMENTS}")
+        state.group, state.sets_in_group = segment, 0
+        state.groups += 1
+        return None
+    if sid == "GE" and state.group is not None:
+        _check(warnings, location, "GE01", _element(segment, 1), str(state.sets_in_group), "count")
+        _check(warnings, location, "GE02", _element(segment, 2), state.group[6], "control")
+        state.group = None
+        return None
+    if sid == "IEA" and state.group is None:
+        _check(warnings, location, "IEA01", _element(segment, 1), str(state.groups), "count")
+        _check(warnings, location, "IEA02", _element(segment, 2), state.control, "control")
+        return None
+    expected = "ST or GE" if state.group is not None else "GS or IEA"
+    raise X12Error(location, f"unexpected segment {sid!r} here: expected {expected}")
+
+
+def _close_set(
+    state: _Interchange, segment: list[str], location: Location, warnings: list[ImportWarning]
+) -> TransactionSet:
+    transaction = state.current
+    assert transaction is not None
+    transaction.segments.append(segment)
+    location = transaction.location(len(transaction.segments) - 1)
+    count = str(len(transaction.segments))
+    _check(warnings, location, "SE01", _element(segment, 1), count, "count")
+    _check(warnings, location, "SE02", _element(segment, 2), transaction.control, "control")
+    state.current = None
+    return transaction
+
+
+def _group_date(state: _Interchange) -> str:
+    group = state.group or []
+    date = group[4] if len(group) > 4 else ""
+    return date if len(date) == 8 else state.date
+
+
+def _element(segment: list[str], index: int) -> str:
+    return segment[index].strip() if len(segment) > index else ""
+
+
+def _check(
+    warnings: list[ImportWarning],
+    location: Location,
+    name: str,
+    found: str,
+    expected: str,
+    kind: str,
+) -> None:
+    """A warning when a trailer's count or control number differs from what the file holds."""
+    same = found.lstrip("0") == expected.lstrip("0") if kind == "count" else found == expected
+    if not same:
+        what = "segment count" if name == "SE01" else "count" if kind == "count" else "control"
+        warnings.append(
+            ImportWarning(
+                f"{kind}_mismatch",
+                location,
+                f"{name} says {found!r}, the {what} is {expected!r}",
+            )
+        )

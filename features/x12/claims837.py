@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from features.x12 import codes
 from features.x12.envelope import TransactionSet
-from features.x12.errors import ImportWarning, Location, X12Error
+from features.x12.errors import ImportWarning, Location, Origin, X12Error
 from features.x12.grammar import CLAIM_GRAMMAR, HL_LEVELS, expected_here
 from features.x12.values import BadValue, Dates, age_at, amount_cents, optional_cents
 
@@ -24,6 +24,8 @@ PROFESSIONAL_VERSIONS = ("X222", "X098", "X224", "X097")  # dental (X224, X097) 
 REPLACEMENT, VOID = "7", "8"
 CLAIM_LOOPS = frozenset(("claim", "line"))  # 2300 and 2400: read for the claim being built
 CONTEXT_LOOPS = frozenset(("header", "subscriber", "subscriber_name", "patient", "patient_name"))
+READ_IN_CLAIM = frozenset(("DTP", "REF", "HCP", "CN1", "SV2"))
+READ_IN_CONTEXT = frozenset(("BHT", "SBR", "NM1", "N4", "DMG"))
 
 
 @dataclass(slots=True)
@@ -44,9 +46,15 @@ class BilledClaim:
     patient_state: str | None
     patient_zip3: str | None
     frequency: str
-    location: Location
+    origin: Origin
+    index: int
     first_billed_date: str = ""
     voided: bool = False
+
+    @property
+    def location(self) -> Location:
+        """Where its CLM stands."""
+        return self.origin.at(self.index, "CLM")
 
 
 @dataclass(slots=True)
@@ -92,47 +100,46 @@ class ClaimReader:
         self.level = ""
         self.claim: _Claim | None = None
         component = transaction.separators.component
-        state = "header"
         segments = transaction.segments
-        for index in range(1, len(segments)):
-            segment = segments[index]
-            sid = segment[0]
-            moved = CLAIM_GRAMMAR[state].get(sid)
-            if moved is None:
-                expected = expected_here(CLAIM_GRAMMAR, state)
-                raise X12Error(
-                    transaction.location(index),
-                    f"segment {sid!r} is not expected here (in {state}: {expected})",
-                )
-            try:
-                state = self._segment(sid, segment, index, moved, state, component)
-            except BadValue as bad:
-                raise X12Error(transaction.location(index), str(bad)) from None
+        state = "header"
+        lookup = CLAIM_GRAMMAR[state]
+        index = 0
+        try:
+            for index in range(1, len(segments)):
+                segment = segments[index]
+                sid = segment[0]
+                moved = lookup.get(sid)
+                if moved is None:
+                    raise BadValue(
+                        f"segment {sid!r} is not expected here "
+                        f"(in {state}: {expected_here(CLAIM_GRAMMAR, state)})"
+                    )
+                if moved != state and sid != "HL":  # HL's level decides its state, below
+                    state, lookup = moved, CLAIM_GRAMMAR[moved]
+                if sid in READ_IN_CLAIM:
+                    if moved in CLAIM_LOOPS:
+                        self._claim_detail(sid, segment, component, moved)
+                elif sid in READ_IN_CONTEXT:
+                    if moved in CONTEXT_LOOPS:
+                        self._context(sid, segment)
+                elif sid == "LX":
+                    self.lines += 1
+                elif sid in ("CLM", "HL", "SE"):
+                    self._close_claim()
+                    if sid == "CLM":
+                        self.claim = _Claim(index, segment)
+                    elif sid == "HL":
+                        state = self._start_level(segment)
+                        lookup = CLAIM_GRAMMAR[state]
+        except BadValue as bad:
+            raise X12Error(transaction.location(index), str(bad)) from None
         return self.claims
 
-    def _segment(
-        self, sid: str, segment: list[str], index: int, moved: str, state: str, component: str
-    ) -> str:
-        """Read one segment; return the state it leaves the reader in."""
-        if sid in ("CLM", "HL", "SE"):
-            self._close_claim()
-        if sid == "HL":
-            level = segment[3] if len(segment) > 3 else ""
-            if level not in HL_LEVELS:
-                raise BadValue(f"HL03: expected one of {', '.join(HL_LEVELS)}, found {level!r}")
-            self._start_level(level)
-            return HL_LEVELS[level]
-        if sid == "CLM":
-            self.claim = _Claim(index, segment)
-        elif sid == "LX":
-            self.lines += 1
-        elif moved in CLAIM_LOOPS:
-            self._claim_detail(sid, segment, component, moved)
-        elif moved in CONTEXT_LOOPS:
-            self._context(sid, segment)
-        return moved
-
-    def _start_level(self, level: str) -> None:
+    def _start_level(self, segment: list[str]) -> str:
+        """A new HL level (HL03): its state in the grammar; a subscriber starts afresh."""
+        level = segment[3] if len(segment) > 3 else ""
+        if level not in HL_LEVELS:
+            raise BadValue(f"HL03: expected one of {', '.join(HL_LEVELS)}, found {level!r}")
         self.level = level
         if level == "22":
             self.subscriber = self.patient = _Person()
@@ -142,6 +149,7 @@ class ClaimReader:
                 state=self.subscriber.state, zip3=self.subscriber.zip3, member_id=""
             )
         self.entity = ""
+        return HL_LEVELS[level]
 
     def _context(self, sid: str, segment: list[str]) -> None:
         """Header, subscriber and patient segments: billed date, payer, who the patient is."""
@@ -233,7 +241,8 @@ class ClaimReader:
             patient_state=patient.state,
             patient_zip3=patient.zip3,
             frequency=facility[2] or "1",
-            location=location,
+            origin=self.transaction.origin,
+            index=claim.index,
         )
 
     def _claim_type(self, qualifier: str, location: Location) -> str:

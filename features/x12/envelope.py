@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import gzip
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.x12.errors import ImportWarning, Location, X12Error
+from features.x12.errors import ImportWarning, Location, Origin, X12Error
 
 ISA_ELEMENTS = 16
 GS_ELEMENTS = 8
@@ -47,19 +47,12 @@ class TransactionSet:
     kind: str
     separators: Separators
     segments: list[list[str]]
-    first_position: int
+    origin: Origin
 
     def location(self, index: int) -> Location:
         """The location of ``segments[index]`` (0 is ST)."""
         segment = self.segments[index] if 0 <= index < len(self.segments) else [""]
-        return Location(
-            self.file,
-            self.interchange,
-            self.control,
-            self.first_position + index,
-            index + 1,
-            segment[0],
-        )
+        return self.origin.at(index, segment[0])
 
 
 def read_text(path: Path) -> str:
@@ -119,11 +112,13 @@ class _Interchange:
         self.groups = 0
         self.group: list[str] | None = None
         self.sets_in_group = 0
-        self.current: TransactionSet | None = None
 
     def location(self, position: int, segment_id: str) -> Location:
-        control = self.current.control if self.current is not None else None
-        return Location(self.file, self.control, control, position, None, segment_id)
+        return Location(self.file, self.control, None, position, None, segment_id)
+
+    def where(self, position: int, segment_id: str) -> Callable[[], Location]:
+        """The location of an envelope segment, built only if a warning needs it."""
+        return lambda: self.location(position, segment_id)
 
 
 def read_transaction_sets(
@@ -191,82 +186,101 @@ def _walk_interchange(
 ) -> Iterator[TransactionSet]:
     """Check one interchange's envelopes and yield its transaction sets."""
     element = separators.element
-    isa = raw_segments[0].split(element)
-    state = _Interchange(name, isa, separators, counted + 1)
-    closed = False
-    for index in range(1, len(raw_segments)):
-        segment = raw_segments[index].split(element)
-        current = state.current
-        if current is not None and segment[0] != "SE":
-            current.segments.append(segment)
+    split = [raw.split(element) for raw in raw_segments]
+    ids = [segment[0] for segment in split]
+    state = _Interchange(name, split[0], separators, counted + 1)
+    index, count = 1, len(split)
+    while index < count:
+        if ids[index] == "ST" and state.group is not None:
+            end = _set_end(state, ids, split, index, counted)
+            yield _transaction_set(state, split[index : end + 1], counted + index + 1, warnings)
+            index = end + 1
             continue
-        position = counted + index + 1
-        done = _envelope_segment(state, segment, position, warnings)
-        if done is not None:
-            yield done
-        if segment[0] == "IEA":
-            closed = True
-            break
-    if not closed:
-        last = raw_segments[-1].split(element)[0] if raw_segments else "ISA"
-        where = state.location(counted + len(raw_segments), last)
-        inside = f"transaction set {state.current.control}" if state.current else "the interchange"
-        raise X12Error(where, f"the file ends inside {inside} (no SE/GE/IEA): truncated file")
+        _envelope_segment(state, split[index], counted + index + 1, warnings)
+        if ids[index] == "IEA":
+            return
+        index += 1
+    last = ids[-1] if ids else "ISA"
+    where = state.location(counted + count, last)
+    raise X12Error(where, "the file ends inside the interchange (no IEA): truncated file")
+
+
+def _set_end(
+    state: _Interchange, ids: list[str], split: list[list[str]], start: int, counted: int
+) -> int:
+    """The index of the SE closing the ST at ``start``; an envelope segment before it, or the
+    end of the file, is an error."""
+    control = _element(split[start], 2)
+    try:
+        end = ids.index("SE", start + 1)
+    except ValueError:
+        where = Location(state.file, state.control, control, counted + len(ids), None, ids[-1])
+        raise X12Error(
+            where, "the file ends inside the transaction set (no SE): truncated file"
+        ) from None
+    for envelope in ("ST", "GS", "GE", "IEA", "ISA"):
+        try:
+            misplaced = ids.index(envelope, start + 1, end)
+        except ValueError:
+            continue
+        where = Location(state.file, state.control, control, counted + misplaced + 1, None)
+        raise X12Error(where, f"{envelope} inside a transaction set (before its SE)")
+    return end
+
+
+def _transaction_set(
+    state: _Interchange, segments: list[list[str]], position: int, warnings: list[ImportWarning]
+) -> TransactionSet:
+    """One ST..SE with its envelope, SE01 and SE02 checked."""
+    group = state.group
+    assert group is not None
+    header = segments[0]
+    control = _element(header, 2)
+    transaction = TransactionSet(
+        state.file,
+        state.control,
+        _group_date(state),
+        _element(header, 3) or _element(group, 8),
+        control,
+        _element(header, 1),
+        state.separators,
+        segments,
+        Origin(state.file, state.control, control, position),
+    )
+    state.sets_in_group += 1
+    trailer = segments[-1]
+
+    def where() -> Location:
+        return transaction.location(len(segments) - 1)
+
+    _check(warnings, where, "SE01", _element(trailer, 1), str(len(segments)), "count")
+    _check(warnings, where, "SE02", _element(trailer, 2), control, "control")
+    return transaction
 
 
 def _envelope_segment(
     state: _Interchange, segment: list[str], position: int, warnings: list[ImportWarning]
-) -> TransactionSet | None:
-    """Handle one envelope segment (GS, ST, SE, GE, IEA); return a transaction set it closes."""
+) -> None:
+    """Handle an envelope segment between transaction sets (GS, GE, IEA)."""
     sid = segment[0]
-    location = state.location(position, sid)
-    if sid == "SE" and state.current is not None:
-        return _close_set(state, segment, location, warnings)
-    if sid == "ST" and state.group is not None:
-        state.current = TransactionSet(
-            state.file,
-            state.control,
-            _group_date(state),
-            _element(segment, 3) or state.group[8],
-            _element(segment, 2),
-            _element(segment, 1),
-            state.separators,
-            [segment],
-            position,
-        )
-        state.sets_in_group += 1
-        return None
+    where = state.where(position, sid)
     if sid == "GS" and state.group is None:
         if len(segment) - 1 != GS_ELEMENTS:
-            raise X12Error(location, f"GS has {len(segment) - 1} elements, expected {GS_ELEMENTS}")
+            raise X12Error(where(), f"GS has {len(segment) - 1} elements, expected {GS_ELEMENTS}")
         state.group, state.sets_in_group = segment, 0
         state.groups += 1
-        return None
+        return
     if sid == "GE" and state.group is not None:
-        _check(warnings, location, "GE01", _element(segment, 1), str(state.sets_in_group), "count")
-        _check(warnings, location, "GE02", _element(segment, 2), state.group[6], "control")
+        _check(warnings, where, "GE01", _element(segment, 1), str(state.sets_in_group), "count")
+        _check(warnings, where, "GE02", _element(segment, 2), state.group[6], "control")
         state.group = None
-        return None
+        return
     if sid == "IEA" and state.group is None:
-        _check(warnings, location, "IEA01", _element(segment, 1), str(state.groups), "count")
-        _check(warnings, location, "IEA02", _element(segment, 2), state.control, "control")
-        return None
+        _check(warnings, where, "IEA01", _element(segment, 1), str(state.groups), "count")
+        _check(warnings, where, "IEA02", _element(segment, 2), state.control, "control")
+        return
     expected = "ST or GE" if state.group is not None else "GS or IEA"
-    raise X12Error(location, f"unexpected segment {sid!r} here: expected {expected}")
-
-
-def _close_set(
-    state: _Interchange, segment: list[str], location: Location, warnings: list[ImportWarning]
-) -> TransactionSet:
-    transaction = state.current
-    assert transaction is not None
-    transaction.segments.append(segment)
-    location = transaction.location(len(transaction.segments) - 1)
-    count = str(len(transaction.segments))
-    _check(warnings, location, "SE01", _element(segment, 1), count, "count")
-    _check(warnings, location, "SE02", _element(segment, 2), transaction.control, "control")
-    state.current = None
-    return transaction
+    raise X12Error(where(), f"unexpected segment {sid!r} here: expected {expected}")
 
 
 def _group_date(state: _Interchange) -> str:
@@ -281,7 +295,7 @@ def _element(segment: list[str], index: int) -> str:
 
 def _check(
     warnings: list[ImportWarning],
-    location: Location,
+    where: Callable[[], Location],
     name: str,
     found: str,
     expected: str,
@@ -294,7 +308,7 @@ def _check(
         warnings.append(
             ImportWarning(
                 f"{kind}_mismatch",
-                location,
+                where(),
                 f"{name} says {found!r}, the {what} is {expected!r}",
             )
         )

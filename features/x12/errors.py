@@ -41,6 +41,30 @@ class Location:
         return ", ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a transaction set stands; ``at(index)`` is the location of one of its segments.
+
+    Records keep an origin and a segment index, and build the ``Location`` only when a warning
+    or an error needs it."""
+
+    file: str
+    interchange: str
+    transaction_set: str
+    first_position: int
+
+    def at(self, index: int, segment_id: str) -> Location:
+        """The location of the transaction set's segment ``index`` (0 is its ST)."""
+        return Location(
+            self.file,
+            self.interchange,
+            self.transaction_set,
+            self.first_position + index,
+            index + 1,
+            segment_id,
+        )
+
+
 class X12Error(ArscoreError):
     """A file that cannot be read as X12 where it stands; nothing was written."""
 

@@ -26,10 +26,12 @@ Per remittance claim (CLP), dated with its payment's BPR16:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.x12 import codes
 from features.x12.claims837 import BilledClaim
@@ -72,7 +74,7 @@ class Posting:
     def __init__(self, billed: dict[str, BilledClaim], warnings: list[ImportWarning]):
         self.billed = billed
         self.warnings = warnings
-        self.columns: dict[str, list] = {name: [] for name in TRANSACTION_FIELDS}
+        self.rows: list[tuple] = []  # one tuple per transaction, in TRANSACTION_FIELDS order
         self.counts = PostingCounts()
         self.seen: set[tuple[str, str, str]] = set()
         self.secondary_rows: list[int] = []
@@ -96,14 +98,8 @@ class Posting:
         reason: str | None = None,
     ) -> int:
         """Append one transaction row (amount in cents); return its index."""
-        columns = self.columns
-        for name, value in zip(
-            TRANSACTION_FIELDS,
-            (claim_id, date, kind, cents, party, group, code, rarc, reason),
-            strict=True,
-        ):
-            columns[name].append(value)
-        return len(columns["claim_id"]) - 1
+        self.rows.append((claim_id, date, kind, cents, party, group, code, rarc, reason))
+        return len(self.rows) - 1
 
     def post(self, remittance: Remittance) -> None:
         """Post the claims and provider adjustments of one 835 transaction set."""
@@ -205,7 +201,13 @@ class Posting:
         """Every posted row after the rules that need all remittances: PLB refunds, secondary
         PR, negative adjustments; amounts in dollars, dates as datetime64."""
         self._post_provider_refunds()
-        frame = pd.DataFrame(self.columns, columns=list(TRANSACTION_FIELDS))
+        columns = list(zip(*self.rows, strict=True)) or [()] * len(TRANSACTION_FIELDS)
+        frame = pd.DataFrame(
+            {
+                name: np.array(values, dtype=np.int64) if name == "amount" else text_column(values)
+                for name, values in zip(TRANSACTION_FIELDS, columns, strict=True)
+            }
+        )
         keep = np.ones(len(frame), dtype=bool)
         keep &= ~self._secondary_already_transferred(frame)
         cents = frame["amount"].to_numpy(dtype=np.int64, copy=True)
@@ -323,11 +325,16 @@ class Posting:
         frame["date"] = dates_of(frame["date"])
         frame["amount"] = frame["amount"].astype("int64") / 100
         for name in ("payer_id", "trace_number", "code", "description", "reference"):
-            frame[name] = frame[name].astype("string")
+            frame[name] = text_column(frame[name].tolist())
         return frame
 
 
-def dates_of(values: pd.Series | list) -> pd.Series:
+def text_column(values: Sequence[str | None]) -> pd.Series:
+    """Texts (None as missing) as a pandas string column, through Arrow (3x pandas' own)."""
+    return pd.Series(pd.array(pa.array(values, type=pa.string()), dtype="string"))
+
+
+def dates_of(values: pd.Series | Sequence[str | None]) -> pd.Series:
     """CCYYMMDD texts as datetime64 (each distinct text converted once); missing stays NaT."""
     series = pd.Series(values, dtype="object")
     factor, uniques = pd.factorize(series)
@@ -340,14 +347,7 @@ def dates_of(values: pd.Series | list) -> pd.Series:
 
 def to_interchange_transactions(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows with cents and CCYYMMDD dates as the interchange format's transactions table."""
-    out = pd.DataFrame(
-        {
-            "claim_id": frame["claim_id"].astype("string"),
-            "date": dates_of(frame["date"]),
-            "type": frame["type"].astype("string"),
-            "amount": frame["amount"].to_numpy(dtype=np.int64) / 100,
-        }
-    )
-    for name in TRANSACTION_FIELDS[4:]:
-        out[name] = frame[name].astype("string")
+    out = frame.copy()
+    out["date"] = dates_of(frame["date"])
+    out["amount"] = frame["amount"].to_numpy(dtype=np.int64) / 100
     return out

@@ -23,7 +23,7 @@ from features.x12 import codes
 from features.x12.claims837 import BilledClaim, ClaimReader, merge_claims
 from features.x12.envelope import TransactionSet, read_text, read_transaction_sets
 from features.x12.errors import ImportWarning, X12Error
-from features.x12.posting import Posting, PostingCounts, dates_of
+from features.x12.posting import Posting, PostingCounts, dates_of, text_column
 from features.x12.remittance835 import Payment, RemitClaim, RemittanceReader
 from features.x12.values import Dates
 
@@ -208,7 +208,8 @@ def claim_from_remittance(
         patient_state=None,
         patient_zip3=None,
         frequency="1",
-        location=claim.location,
+        origin=claim.origin,
+        index=claim.index,
         first_billed_date=claim.received or service,
     )
 
@@ -217,7 +218,7 @@ def claims_frame(records: list[BilledClaim], sources: list[str]) -> pd.DataFrame
     """The claims table of the interchange format (raw ``patient_id``) with ``source``."""
 
     def text(name: str) -> pd.Series:
-        return pd.Series([getattr(r, name) for r in records], dtype="string")
+        return text_column([getattr(r, name) for r in records])
 
     def money(name: str) -> np.ndarray:
         values = [getattr(r, name) for r in records]
@@ -238,7 +239,7 @@ def claims_frame(records: list[BilledClaim], sources: list[str]) -> pd.DataFrame
             "patient_age": pd.array([r.patient_age for r in records], dtype="Int64"),
             "patient_state": text("patient_state"),
             "patient_zip3": text("patient_zip3"),
-            SOURCE_COLUMN: pd.Series(sources, dtype="string"),
+            SOURCE_COLUMN: text_column(sources),
         }
     )
     return frame[[*column_names(CLAIM_COLUMNS), SOURCE_COLUMN]]

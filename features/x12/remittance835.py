@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from features.x12 import codes
 from features.x12.envelope import TransactionSet
-from features.x12.errors import ImportWarning, Location, X12Error
+from features.x12.errors import ImportWarning, Location, Origin, X12Error
 from features.x12.grammar import REMIT_GRAMMAR, expected_here
 from features.x12.values import BadValue, Dates, amount_cents
 
@@ -32,7 +32,12 @@ class Payment:
     originator: str
     payer_id: str
     total: int
-    location: Location
+    origin: Origin
+
+    @property
+    def location(self) -> Location:
+        """Where its transaction set starts (ST)."""
+        return self.origin.at(0, "ST")
 
 
 @dataclass(slots=True)
@@ -58,7 +63,8 @@ class RemitClaim:
     payer_claim_number: str
     facility: str
     key: str
-    location: Location
+    origin: Origin
+    index: int
     adjustments: list[Adjustment] = field(default_factory=list)
     record_id: str = ""
     patient_id: str = ""
@@ -72,6 +78,11 @@ class RemitClaim:
     emergency: bool = False
     off_campus: bool = False
 
+    @property
+    def location(self) -> Location:
+        """Where its CLP stands."""
+        return self.origin.at(self.index, "CLP")
+
 
 @dataclass(slots=True)
 class ProviderAdjustment:
@@ -81,7 +92,13 @@ class ProviderAdjustment:
     reference: str
     amount: int
     key: str
-    location: Location
+    origin: Origin
+    index: int
+
+    @property
+    def location(self) -> Location:
+        """Where its PLB stands."""
+        return self.origin.at(self.index, "PLB")
 
 
 @dataclass
@@ -203,7 +220,8 @@ class RemittanceReader:
             payer_claim_number=segment[7] if len(segment) > 7 else "",
             facility=segment[8] if len(segment) > 8 else "",
             key=f"{raw}#{occurrence}",
-            location=self.transaction.location(index),
+            origin=self.transaction.origin,
+            index=index,
         )
 
     def _cas(self, segment: list[str]) -> None:
@@ -293,7 +311,6 @@ class RemittanceReader:
                 return
 
     def _provider_adjustment(self, segment: list[str], index: int) -> None:
-        location = self.transaction.location(index)
         raw = "*".join(segment)
         occurrence = self.seen.get(raw, 0)
         self.seen[raw] = occurrence + 1
@@ -305,7 +322,9 @@ class RemittanceReader:
                 raise BadValue(f"PLB{start + 1:02d}: expected the amount of {reason!r}")
             amount = amount_cents(segment[start + 1], f"PLB{start + 1:02d}")
             key = f"{raw}#{occurrence}#{start}"
-            self.plb.append(ProviderAdjustment(reason, reference, amount, key, location))
+            self.plb.append(
+                ProviderAdjustment(reason, reference, amount, key, self.transaction.origin, index)
+            )
 
     def _close_line(self) -> None:
         line = self.line
@@ -362,7 +381,12 @@ class RemittanceReader:
             or "UNKNOWN"
         )
         payment = Payment(
-            header["date"], header["trace"], header["originator"], payer_id, total, first
+            header["date"],
+            header["trace"],
+            header["originator"],
+            payer_id,
+            total,
+            self.transaction.origin,
         )
         return Remittance(payment, self.claims, self.plb)
 

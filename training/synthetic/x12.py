@@ -130,7 +130,7 @@ def _amount(dollars: float) -> str:
 
 
 def _segment(*elements: object) -> str:
-    return SEPARATOR.join("" if e is None else str(e) for e in elements).rstrip(SEPARATOR)
+    return SEPARATOR.join(map(str, elements)).rstrip(SEPARATOR)
 
 
 class _Envelope:
@@ -164,23 +164,30 @@ class _Envelope:
 def _write_claims(claims: pd.DataFrame, folder: Path) -> list[Path]:
     """837 files, one per billing month, one interchange per billing day."""
     folder.mkdir(parents=True)
+    by_day: dict[str, dict[str, list[dict]]] = {}
+    for claim in _claim_records(claims):
+        by_day.setdefault(claim["billed"], {}).setdefault(claim["claim_type"], []).append(claim)
+    envelope = _Envelope()
+    months: dict[str, list[str]] = {}
+    for day in sorted(by_day):
+        groups = [
+            ("HC", VERSIONS[kind], _claims_body(by_day[day][kind], day, kind))
+            for kind in ("professional", "institutional")
+            if kind in by_day[day]
+        ]
+        months.setdefault(day[:6], []).extend(envelope.wrap(day, groups))
+    return [
+        _write_file(folder / f"claims_{month[:4]}-{month[4:]}.x12", segments)
+        for month, segments in months.items()
+    ]
+
+
+def _claim_records(claims: pd.DataFrame) -> list[dict]:
+    """The claims as dicts, with service and billed dates as CCYYMMDD."""
     frame = claims.assign(
         billed=_days(claims["billed_date"]), service=_days(claims["service_date"])
     )
-    envelope = _Envelope()
-    files = []
-    for month, in_month in frame.groupby(frame["billed"].str[:6], sort=True):
-        segments: list[str] = []
-        for day, on_day in in_month.groupby("billed", sort=True):
-            groups = []
-            for claim_type in ("professional", "institutional"):
-                typed = on_day[on_day["claim_type"] == claim_type]
-                if len(typed):
-                    body = _claims_body(typed.to_dict("records"), str(day), claim_type)
-                    groups.append(("HC", VERSIONS[claim_type], body))
-            segments += envelope.wrap(str(day), groups)
-        files.append(_write_file(folder / f"claims_{month[:4]}-{month[4:]}.x12", segments))
-    return files
+    return frame.to_dict("records")
 
 
 def _write_file(path: Path, segments: list[str]) -> Path:
@@ -283,25 +290,19 @@ def _shift(day: str, days: int) -> str:
 def _write_remittances(claims: pd.DataFrame, remits: pd.DataFrame, folder: Path) -> list[Path]:
     """835 files, one per payer and payment month, one interchange (one check) per day."""
     folder.mkdir(parents=True)
-    frame = claims.assign(
-        billed=_days(claims["billed_date"]), service=_days(claims["service_date"])
-    )
-    by_claim = {claim["claim_id"]: claim for claim in frame.to_dict("records")}
-    events = remits.assign(day=_days(remits["date"]))
-    events["payer_id"] = events["claim_id"].map(frame.set_index("claim_id")["payer_id"])
+    by_claim = {claim["claim_id"]: claim for claim in _claim_records(claims)}
+    checks: dict[tuple[str, str], list[dict]] = {}
+    for event in remits.assign(day=_days(remits["date"])).to_dict("records"):
+        payer = by_claim[event["claim_id"]]["payer_id"]
+        checks.setdefault((payer, event["day"]), []).append(event)
     envelope = _Envelope()
-    files = []
-    for (payer, month), in_month in events.groupby(["payer_id", events["day"].str[:6]]):
-        segments: list[str] = []
-        for day, on_day in in_month.groupby("day", sort=True):
-            trace = f"{payer}{day}"
-            body = _remittance_body(
-                on_day.to_dict("records"), by_claim, str(payer), str(day), trace
-            )
-            segments += envelope.wrap(str(day), [("HP", "005010X221A1", body)])
-        name = f"{payer}_{month[:4]}-{month[4:]}.835"
-        files.append(_write_file(folder / name, segments))
-    return files
+    files: dict[str, list[str]] = {}
+    for payer, day in sorted(checks):
+        trace = f"{payer}{day}"
+        body = _remittance_body(checks[(payer, day)], by_claim, payer, day, trace)
+        name = f"{payer}_{day[:4]}-{day[4:6]}.835"
+        files.setdefault(name, []).extend(envelope.wrap(day, [("HP", "005010X221A1", body)]))
+    return [_write_file(folder / name, segments) for name, segments in files.items()]
 
 
 def _remittance_body(

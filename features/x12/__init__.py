@@ -8,7 +8,8 @@ code lists), ``values`` (amounts and dates), ``errors`` and ``reader`` (the whol
 dependency beyond pandas and numpy; nothing here trains or serves.
 """
 
-from features.x12.errors import ImportWarning, Location, X12Error
+from features.importing import ImportWarning
+from features.x12.errors import Location, X12Error
 from features.x12.reader import SOURCE_COLUMN, ImportSummary, X12Import, read_x12, x12_files
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ImportSummary",
     "ImportWarning",
     "Location",
+    "Origin",
     "X12Error",
     "X12Import",
     "read_x12",

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from features.importing import ImportWarning
 from features.x12 import codes
 from features.x12.envelope import TransactionSet
-from features.x12.errors import ImportWarning, Location, Origin, X12Error
+from features.x12.errors import Location, Origin, X12Error
 from features.x12.grammar import CLAIM_GRAMMAR, HL_LEVELS, expected_here
 from features.x12.values import BadValue, Dates, age_at, amount_cents, optional_cents
 

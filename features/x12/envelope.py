@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from features.x12.errors import ImportWarning, Location, Origin, X12Error
+from features.importing import ImportWarning
+from features.x12.errors import Location, Origin, X12Error
 
 ISA_ELEMENTS = 16
 GS_ELEMENTS = 8

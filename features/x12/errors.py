@@ -3,8 +3,8 @@
 An error names the file, the interchange (ISA13) and transaction-set (ST02) control numbers, the
 segment's position (counted from 1 in the file, and within its transaction set) and its id, so a
 user can open the file at that segment. Claim and patient identifiers are never part of the
-message of an error; a warning carries the claim id in a field of its own (for the warnings file
-in the output folder), never in its text.
+message of an error (a warning, ``features.importing.ImportWarning``, carries the claim id in a
+field of its own for the warnings file, never in its text).
 """
 
 from __future__ import annotations
@@ -72,19 +72,3 @@ class X12Error(ArscoreError):
         self.location = location
         self.reason = message
         super().__init__(f"{location}: {message}")
-
-
-@dataclass(frozen=True)
-class ImportWarning:
-    """Something kept but worth a look: a count that does not match, a claim that does not balance.
-
-    ``kind`` groups warnings in the summary; ``claim_id`` is only for the warnings file.
-    """
-
-    kind: str
-    location: Location
-    message: str
-    claim_id: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"

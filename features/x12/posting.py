@@ -26,16 +26,14 @@ Per remittance claim (CLP), dated with its payment's BPR16:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
+from features.importing import ImportWarning, dates_of, text_column
 from features.x12 import codes
 from features.x12.claims837 import BilledClaim
-from features.x12.errors import ImportWarning
 from features.x12.remittance835 import Payment, ProviderAdjustment, RemitClaim, Remittance
 
 TRANSACTION_FIELDS = (
@@ -327,22 +325,6 @@ class Posting:
         for name in ("payer_id", "trace_number", "code", "description", "reference"):
             frame[name] = text_column(frame[name].tolist())
         return frame
-
-
-def text_column(values: Sequence[str | None]) -> pd.Series:
-    """Texts (None as missing) as a pandas string column, through Arrow (3x pandas' own)."""
-    return pd.Series(pd.array(pa.array(values, type=pa.string()), dtype="string"))
-
-
-def dates_of(values: pd.Series | Sequence[str | None]) -> pd.Series:
-    """CCYYMMDD texts as datetime64 (each distinct text converted once); missing stays NaT."""
-    series = pd.Series(values, dtype="object")
-    factor, uniques = pd.factorize(series)
-    converted = pd.to_datetime(pd.Index(uniques, dtype=object), format="%Y%m%d")
-    out = np.full(len(series), np.datetime64("NaT"), dtype="datetime64[ns]")
-    valid = factor >= 0
-    out[valid] = converted.to_numpy(dtype="datetime64[ns]")[factor[valid]]
-    return pd.Series(out, index=series.index)
 
 
 def to_interchange_transactions(frame: pd.DataFrame) -> pd.DataFrame:

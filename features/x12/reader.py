@@ -18,12 +18,13 @@ import numpy as np
 import pandas as pd
 
 from features.errors import ArscoreError
+from features.importing import ImportWarning, dates_of, text_column
 from features.schema import CLAIM_COLUMNS, column_names
 from features.x12 import codes
 from features.x12.claims837 import BilledClaim, ClaimReader, merge_claims
 from features.x12.envelope import TransactionSet, read_text, read_transaction_sets
-from features.x12.errors import ImportWarning, X12Error
-from features.x12.posting import Posting, PostingCounts, dates_of, text_column
+from features.x12.errors import X12Error
+from features.x12.posting import Posting, PostingCounts
 from features.x12.remittance835 import Payment, RemitClaim, RemittanceReader
 from features.x12.values import Dates
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from features.importing import ImportWarning
 from features.x12 import codes
 from features.x12.envelope import TransactionSet
-from features.x12.errors import ImportWarning, Location, Origin, X12Error
+from features.x12.errors import Location, Origin, X12Error
 from features.x12.grammar import REMIT_GRAMMAR, expected_here
 from features.x12.values import BadValue, Dates, amount_cents
 

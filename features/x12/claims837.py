@@ -74,6 +74,8 @@ class _Claim:
 
     index: int
     segment: list[str]
+    charge: int
+    facility: list[str]
     record_id: str = ""
     statement_end: str = ""
     service_end: str = ""
@@ -128,13 +130,20 @@ class ClaimReader:
                 elif sid in ("CLM", "HL", "SE"):
                     self._close_claim()
                     if sid == "CLM":
-                        self.claim = _Claim(index, segment)
+                        self.claim = self._open_claim(index, segment)
                     elif sid == "HL":
                         state = self._start_level(segment)
                         lookup = CLAIM_GRAMMAR[state]
         except BadValue as bad:
             raise X12Error(transaction.location(index), str(bad)) from None
         return self.claims
+
+    def _open_claim(self, index: int, segment: list[str]) -> _Claim:
+        """A CLM: its id, charge (CLM02) and CLM05 composite are checked where they stand."""
+        if len(segment) < 6 or not segment[1]:
+            raise BadValue("CLM needs CLM01 (claim id), CLM02 (charge) and CLM05")
+        facility = segment[5].split(self.transaction.separators.component)
+        return _Claim(index, segment, amount_cents(segment[2], "CLM02"), facility + [""] * 3)
 
     def _start_level(self, segment: list[str]) -> str:
         """A new HL level (HL03): its state in the grammar; a subscriber starts afresh."""
@@ -211,13 +220,8 @@ class ClaimReader:
 
     def _billed(self, claim: _Claim) -> BilledClaim:
         """The claim record of a CLM and what its loops said."""
-        segment = claim.segment
+        segment, facility = claim.segment, claim.facility
         location = self.transaction.location(claim.index)
-        if len(segment) < 6 or not segment[1]:
-            raise X12Error(location, "CLM needs CLM01 (claim id), CLM02 (charge) and CLM05")
-        charge = amount_cents(segment[2], "CLM02")
-        facility = segment[5].split(self.transaction.separators.component)
-        facility += [""] * (3 - len(facility))
         claim_type = self._claim_type(facility[1], location)
         service_date = self._service_date(claim, claim_type, location)
         place = self._place_of_service(facility[0], claim, claim_type, location)
@@ -236,7 +240,7 @@ class ClaimReader:
             place_of_service=place,
             service_date=service_date,
             billed_date=self.billed,
-            total_charge=charge,
+            total_charge=claim.charge,
             expected_amount=claim.expected if claim.expected is not None else claim.contract,
             patient_age=age,
             patient_state=patient.state,

@@ -135,6 +135,9 @@ def read_transaction_sets(
     start = _skip_blank(text, 0)
     if start < 0:
         raise X12Error(Location(name), "the file is empty: expected an ISA header")
+    if not text.startswith("ISA", start):
+        found = text[start : start + 3]
+        raise X12Error(Location(name, position=1, segment_id=found), "expected ISA (an X12 file)")
     first, _ = find_separators(text, start, Location(name, position=1, segment_id="ISA"))
     if first.segment not in LINE_BREAKS and first.segment != "\r\n":
         text = text.replace("\r", "").replace("\n", "")

@@ -76,7 +76,7 @@ class Posting:
         self.counts = PostingCounts()
         self.seen: set[tuple[str, str, str]] = set()
         self.secondary_rows: list[int] = []
-        self.negatives: list[tuple[str, str, str, str, int, RemitClaim]] = []
+        self.negatives: list[tuple[str, str, int, str, str, int, RemitClaim]] = []
         self.unbilled: dict[str, tuple[RemitClaim, Payment]] = {}
         self.remitted: set[str] = set()
         self.payer_claim_numbers: dict[str, str] = {}
@@ -183,7 +183,7 @@ class Posting:
                 stored = "OA" if group == "CR" else group
                 self.add(claim_id, date, "adjustment", amount, None, stored, code, remark, reason)
             else:
-                self.negatives.append((claim_id, date, group, code, -amount, claim))
+                self.negatives.append((claim_id, date, len(self.rows), group, code, -amount, claim))
         if denied and not denial_posted and claim.charge > 0:
             self.add(claim_id, date, "denial", claim.charge, None, "CO", None, claim.remark)
 
@@ -276,23 +276,22 @@ class Posting:
         by_claim: dict[str, list[int]] = {}
         for row in candidates:
             by_claim.setdefault(frame.at[row, "claim_id"], []).append(int(row))
-        for claim_id, date, group, code, amount, claim in sorted(
-            self.negatives, key=lambda negative: negative[1]
+        dates = frame["date"].to_numpy()
+        for claim_id, date, posted, group, code, amount, claim in sorted(
+            self.negatives, key=lambda negative: negative[1:3]
         ):
             left = amount
-            rows = sorted(by_claim.get(claim_id, []), key=lambda r: frame.at[r, "date"])
-            for row in reversed(rows):
-                if left == 0:
-                    break
-                same_group = group == "CR" or frame.at[row, "carc_group"] == group
-                if (
-                    same_group
-                    and frame.at[row, "carc_code"] == code
-                    and frame.at[row, "date"] <= date
-                ):
-                    taken = min(left, int(cents[row]))
-                    cents[row] -= taken
-                    left -= taken
+            earlier = [
+                row
+                for row in by_claim.get(claim_id, [])
+                if (dates[row], row) < (date, posted)
+                and (group == "CR" or frame.at[row, "carc_group"] == group)
+                and frame.at[row, "carc_code"] == code
+            ]
+            for row in sorted(earlier, key=lambda r: (dates[r], r), reverse=True):
+                taken = min(left, int(cents[row]))
+                cents[row] -= taken
+                left -= taken
             self.counts.notes["negative adjustments netted against earlier ones"] += 1
             if left:
                 self.warnings.append(

@@ -3,19 +3,21 @@ the billing system's own events (``patient_events.csv``), for ``arscore generate
 
 ``write_x12(claims, transactions, out_dir)`` writes, from the frames ``generate_history``
 returns (it never changes them):
-- ``837/claims_YYYY-MM.x12``: one interchange per billing day, one functional group and one
-  transaction set per claim type (005010X222A1 professional, 005010X223A2 institutional). The
-  medical record number (REF*EA) is the patient id, DMG a birth date that gives the claim's
-  age at the service date, N4 the state and a ZIP in the ZIP3, HCP02 the expected amount.
-  Institutional claims bill type 11x (inpatient) or 13x with a revenue code telling emergency
-  (0450) and a PO modifier telling an off-campus department apart.
-- ``835/<payer>_YYYY-MM.835``: one interchange and transaction set (one check) per payer and
-  payment day. Payer payments, CO-45 contractual adjustments, PR transfers and denials of a
+- ``837/claims_YYYY-MM.x12``: one interchange per billing month, a functional group per claim
+  type (005010X222A1 professional, 005010X223A2 institutional), a transaction set (a batch) per
+  billing day (BHT04). The medical record number (REF*EA) is the patient id, DMG a birth date
+  that gives the claim's age at the service date, N4 the state and a ZIP in the ZIP3, HCP02 the
+  expected amount. Institutional claims bill type 11x (inpatient) or 13x with a revenue code
+  telling emergency (0450) and a PO modifier telling an off-campus department apart. Self-pay
+  claims carry SBR09 09, the 4010 code for self-pay (5010 lists none).
+- ``835/<payer>_YYYY-MM.835``: one interchange per payer and payment month, a transaction set
+  (a check) per payment day. Payer payments, CO-45 contractual adjustments, PR transfers and denials of a
   claim on one day are one CLP (CLP02 1); a second payer payment (the generator's overpayment)
   is a CLP processed as secondary whose OA-23 carries the earlier adjudication, so that only
   its payment is posted; a refund is a PLB WO naming the claim, with an FB forward balance
   when the recoveries exceed the day's payments (then BPR01 H, no money moved). Inpatient
-  claims carry their CAS at claim level (with MIA), the others on one service line (LQ*HE).
+  claims carry their CAS at claim level (with MIA, its MIA05 the remark code), the others on one
+  service line (LQ*HE for the remark).
 - ``patient_events.csv``: every other transaction (statements, patient payments, plans,
   financial assistance, disputes, appeals, write-offs) in the interchange format.
 """
@@ -49,6 +51,7 @@ FILING = {  # payer type -> SBR09 / CLP06 claim filing indicator
     "other": "ZZ",
 }
 FILING_BY_PAYER = {"BCBS01": "BL", "VACCN": "VA", "AUTO01": "AM"}
+REMIT_FILING = {"CI": "12", "BL": "12"}
 INSTITUTIONAL_LINES = {  # place of service -> (type of bill, revenue code, procedure composite)
     "21": ("111", "0120", ""),
     "22": ("131", "0510", "HC:99213"),
@@ -139,47 +142,54 @@ class _Envelope:
     def __init__(self) -> None:
         self.interchange = 0
 
-    def wrap(self, day: str, groups: Iterable[tuple[str, str, list[str]]]) -> list[str]:
-        """ISA..IEA around (functional id, version, transaction-set body) groups."""
+    def wrap(self, day: str, groups: Iterable[tuple[str, str, list[list[str]]]]) -> list[str]:
+        """ISA..IEA around (functional id, version, transaction-set bodies) groups."""
         self.interchange += 1
         control = f"{self.interchange:09d}"
         parties = ("ZZ", SENDER.ljust(15), "ZZ", RECEIVER.ljust(15))
         header = ("00", " " * 10, "00", " " * 10, *parties, day[2:], "1200", "^", "00501")
         out = [_segment("ISA", *header, control, "0", "P", COMPONENT)]
         count = 0
-        for number, (functional_id, version, body) in enumerate(groups, start=1):
+        for number, (functional_id, version, bodies) in enumerate(groups, start=1):
             kind = "837" if functional_id == "HC" else "835"
             out.append(
                 _segment("GS", functional_id, SENDER, RECEIVER, day, "1200", number, "X", version)
             )
-            out.append(_segment("ST", kind, "0001", version))
-            out += body
-            out.append(_segment("SE", len(body) + 2, "0001"))
-            out.append(_segment("GE", 1, number))
+            for set_number, body in enumerate(bodies, start=1):
+                out.append(_segment("ST", kind, f"{set_number:04d}", version))
+                out += body
+                out.append(_segment("SE", len(body) + 2, f"{set_number:04d}"))
+            out.append(_segment("GE", len(bodies), number))
             count = number
         out.append(_segment("IEA", count, control))
         return out
 
 
 def _write_claims(claims: pd.DataFrame, folder: Path) -> list[Path]:
-    """837 files, one per billing month, one interchange per billing day."""
+    """837 files, one interchange per billing month: a functional group per claim type and a
+    transaction set (a batch) per billing day."""
     folder.mkdir(parents=True)
-    by_day: dict[str, dict[str, list[dict]]] = {}
+    by_month: dict[str, dict[str, dict[str, list[dict]]]] = {}
     for claim in _claim_records(claims):
-        by_day.setdefault(claim["billed"], {}).setdefault(claim["claim_type"], []).append(claim)
+        month = by_month.setdefault(claim["billed"][:6], {})
+        month.setdefault(claim["claim_type"], {}).setdefault(claim["billed"], []).append(claim)
     envelope = _Envelope()
-    months: dict[str, list[str]] = {}
-    for day in sorted(by_day):
+    files = []
+    for month in sorted(by_month):
+        kinds = by_month[month]
+        last_day = max(day for days in kinds.values() for day in days)
         groups = [
-            ("HC", VERSIONS[kind], _claims_body(by_day[day][kind], day, kind))
+            (
+                "HC",
+                VERSIONS[kind],
+                [_claims_body(kinds[kind][day], day, kind) for day in sorted(kinds[kind])],
+            )
             for kind in ("professional", "institutional")
-            if kind in by_day[day]
+            if kind in kinds
         ]
-        months.setdefault(day[:6], []).extend(envelope.wrap(day, groups))
-    return [
-        _write_file(folder / f"claims_{month[:4]}-{month[4:]}.x12", segments)
-        for month, segments in months.items()
-    ]
+        segments = envelope.wrap(last_day, groups)
+        files.append(_write_file(folder / f"claims_{month[:4]}-{month[4:]}.x12", segments))
+    return files
 
 
 def _claim_records(claims: pd.DataFrame) -> list[dict]:
@@ -205,7 +215,7 @@ def _claims_body(claims: list[dict], day: str, claim_type: str) -> list[str]:
         _segment("HL", 1, "", "20", 1),
         _segment("NM1", "85", "2", "SYNTHETIC HEALTH", "", "", "", "", "XX", PROVIDER_NPI),
         _segment("N3", "1 HOSPITAL WAY"),
-        _segment("N4", "AUSTIN", "TX", "78701"),
+        _segment("N4", "AUSTIN", "TX", "787011234"),
         _segment("REF", "EI", "123456789"),
     ]
     for number, claim in enumerate(claims, start=2):
@@ -241,21 +251,34 @@ def _claim_loop(claim: dict, claim_type: str) -> list[str]:
     service, charge = claim["service"], _amount(claim["total_charge"])
     place = claim["place_of_service"]
     if claim_type == "professional":
-        out = [_segment("CLM", claim["claim_id"], charge, "", "", f"{place}:B:1", "Y", "A", "Y")]
+        out = [
+            _segment("CLM", claim["claim_id"], charge, "", "", f"{place}:B:1", "Y", "A", "Y", "Y")
+        ]
         line = _segment("SV1", "HC:99213", charge, "UN", 1, "", "", 1)
     else:
         bill, revenue, procedure = INSTITUTIONAL_LINES[place]
         start = _shift(service, -INPATIENT_STAY_DAYS) if place == "21" else service
         out = [
-            _segment("CLM", claim["claim_id"], charge, "", "", f"{bill[:2]}:A:{bill[2]}", "", "A"),
+            _segment(
+                "CLM",
+                claim["claim_id"],
+                charge,
+                "",
+                "",
+                f"{bill[:2]}:A:{bill[2]}",
+                "",
+                "A",
+                "Y",
+                "Y",
+            ),
             _segment("DTP", "434", "RD8", f"{start}-{service}"),
             _segment("CL1", "1", "7", "01"),
         ]
         line = _segment("SV2", revenue, procedure, charge, "UN", 1)
-    out.append(_segment("REF", "EA", claim["patient_id"]))
+    out += [_segment("REF", "EA", claim["patient_id"]), _segment("HI", "ABK:Z0000")]
     if not _missing(claim["expected_amount"]):
         out.append(_segment("HCP", "03", _amount(claim["expected_amount"])))
-    return [*out, _segment("HI", "ABK:Z0000"), _segment("LX", 1), line, _dtp(service)]
+    return [*out, _segment("LX", 1), line, _dtp(service)]
 
 
 def _dtp(day: str) -> str:
@@ -276,6 +299,12 @@ def _birth_date(service: str, age: object) -> str:
     return f"{year}0228" if service[4:] == "0229" else f"{year}{service[4:]}"
 
 
+def _remit_filing(claim: dict, claim_type: str) -> str:
+    """CLP06: the 835's code list has no CI or BL; commercial plans show as 12 (PPO)."""
+    code = _filing(claim, claim_type)
+    return REMIT_FILING.get(code, code)
+
+
 def _filing(claim: dict, claim_type: str) -> str:
     if claim["payer_type"] == "medicare" and claim_type == "institutional":
         return "MA"
@@ -288,21 +317,26 @@ def _shift(day: str, days: int) -> str:
 
 
 def _write_remittances(claims: pd.DataFrame, remits: pd.DataFrame, folder: Path) -> list[Path]:
-    """835 files, one per payer and payment month, one interchange (one check) per day."""
+    """835 files, one interchange per payer and payment month, a transaction set (a check) per
+    payment day."""
     folder.mkdir(parents=True)
     by_claim = {claim["claim_id"]: claim for claim in _claim_records(claims)}
-    checks: dict[tuple[str, str], list[dict]] = {}
+    checks: dict[tuple[str, str], dict[str, list[dict]]] = {}
     for event in remits.assign(day=_days(remits["date"])).to_dict("records"):
         payer = by_claim[event["claim_id"]]["payer_id"]
-        checks.setdefault((payer, event["day"]), []).append(event)
+        month = checks.setdefault((payer, event["day"][:6]), {})
+        month.setdefault(event["day"], []).append(event)
     envelope = _Envelope()
-    files: dict[str, list[str]] = {}
-    for payer, day in sorted(checks):
-        trace = f"{payer}{day}"
-        body = _remittance_body(checks[(payer, day)], by_claim, payer, day, trace)
-        name = f"{payer}_{day[:4]}-{day[4:6]}.835"
-        files.setdefault(name, []).extend(envelope.wrap(day, [("HP", "005010X221A1", body)]))
-    return [_write_file(folder / name, segments) for name, segments in files.items()]
+    files = []
+    for payer, month in sorted(checks):
+        days = checks[(payer, month)]
+        bodies = [
+            _remittance_body(days[day], by_claim, payer, day, f"{payer}{day}")
+            for day in sorted(days)
+        ]
+        segments = envelope.wrap(max(days), [("HP", "005010X221A1", bodies)])
+        files.append(_write_file(folder / f"{payer}_{month[:4]}-{month[4:]}.835", segments))
+    return files
 
 
 def _remittance_body(
@@ -335,6 +369,7 @@ def _remittance_body(
         _segment("N1", "PR", payer, "XV", payer),
         _segment("N3", "1 PAYER PLAZA"),
         _segment("N4", "HARTFORD", "CT", "06101"),
+        _segment("PER", "BL", "EDI SUPPORT", "TE", "8005550100"),
         _segment("N1", "PE", "SYNTHETIC HEALTH", "XX", PROVIDER_NPI),
     ]
     if clps:
@@ -388,7 +423,7 @@ def _clp(claim: dict, status: str, paid: float, adjustments: list[dict]) -> list
             charge,
             _amount(paid),
             _amount(patient_share),
-            _filing(claim, claim_type),
+            _remit_filing(claim, claim_type),
             f"PCN{claim['claim_id']}",
             facility,
             "1",
@@ -398,8 +433,8 @@ def _clp(claim: dict, status: str, paid: float, adjustments: list[dict]) -> list
     if inpatient:
         out += cas
     out.append(_segment("NM1", "QC", "1", "PATIENT", "SYNTHETIC", "", "", "", "MI", _member(claim)))
-    if inpatient and remark:
-        out.append(_segment("MIA", "0", "", "", "", remark))
+    if inpatient:  # inpatient adjudication: covered days, and the remark code in MIA05
+        out.append(_segment("MIA", "0", "", "", "", remark or ""))
     out.append(_segment("REF", "EA", claim["patient_id"]))
     if claim_type == "institutional":
         start = _shift(claim["service"], -INPATIENT_STAY_DAYS) if inpatient else claim["service"]

@@ -11,13 +11,13 @@ returns (it never changes them):
   telling emergency (0450) and a PO modifier telling an off-campus department apart. Self-pay
   claims carry SBR09 09, the 4010 code for self-pay (5010 lists none).
 - ``835/<payer>_YYYY-MM.835``: one interchange per payer and payment month, a transaction set
-  (a check) per payment day. Payer payments, CO-45 contractual adjustments, PR transfers and denials of a
-  claim on one day are one CLP (CLP02 1); a second payer payment (the generator's overpayment)
-  is a CLP processed as secondary whose OA-23 carries the earlier adjudication, so that only
-  its payment is posted; a refund is a PLB WO naming the claim, with an FB forward balance
-  when the recoveries exceed the day's payments (then BPR01 H, no money moved). Inpatient
-  claims carry their CAS at claim level (with MIA, its MIA05 the remark code), the others on one
-  service line (LQ*HE for the remark).
+  (a check) per payment day. Payer payments, CO-45 contractual adjustments, PR transfers and
+  denials of a claim on one day are one CLP (CLP02 1). A second payer payment (the generator's
+  overpayment) is a CLP processed as secondary whose OA-23 carries the earlier adjudication,
+  so that only its payment is posted. A refund is a PLB WO naming the claim, with an FB forward
+  balance when the recoveries exceed the day's payments (then BPR01 H, no money moved).
+  Inpatient claims carry their CAS at claim level (with MIA, its MIA05 the remark code), the
+  others on one service line (LQ*HE for the remark).
 - ``patient_events.csv``: every other transaction (statements, patient payments, plans,
   financial assistance, disputes, appeals, write-offs) in the interchange format.
 """

@@ -7,6 +7,7 @@ import pytest
 
 from features.x12 import X12Error, read_x12
 from tests.features.x12.x12_text import (
+    FIXTURES,
     INSTITUTIONAL,
     PROFESSIONAL,
     claims_body,
@@ -236,37 +237,7 @@ def test_read_x12_remittance_given_as_claims_is_an_error(tmp_path):
         read_x12([era], [])
 
 
-CLAIM_4010 = """ISA*00*          *00*          *ZZ*OLDCLINIC      *ZZ*PAYERHUB       *090115*0930*U*00401*000000077*0*P*>~
-GS*HC*OLDCLINIC*PAYERHUB*20090115*0930*77*X*004010X098A1~
-ST*837*7701~
-BHT*0019*00*OLD77*20090115*0930*CH~
-REF*87*004010X098A1~
-NM1*41*2*OLD CLINIC*****46*OC1~
-PER*IC*DESK*TE*5555550199~
-NM1*40*2*PAYER HUB*****46*PH1~
-HL*1**20*1~
-NM1*85*2*OLD CLINIC*****24*741852963~
-N3*9 ELM ST~
-N4*TULSA*OK*74103~
-HL*2*1*22*1~
-SBR*P********MB~
-NM1*IL*1*ROE*RICHARD****MI*OLDMEMBER~
-NM1*PR*2*MEDICARE*****PI*MCARE~
-HL*3*2*23*0~
-PAT*01~
-NM1*QC*1*ROE*RITA****MI*RITA42~
-N3*9 ELM ST~
-N4*TULSA*OK*74103~
-DMG*D8*19400220*F~
-CLM*OLD-9*75.00***23>B>1*Y*A*Y*Y*C~
-HI*BK>7840~
-LX*1~
-SV1*HC>99283*75.00*UN*1***1~
-DTP*472*D8*20090110~
-SE*26*7701~
-GE*1*77~
-IEA*1*000000077~
-"""
+CLAIM_4010 = (FIXTURES / "claim_4010.txt").read_text()
 
 
 def test_read_x12_4010_professional_claim_with_its_separators(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 
 from features.x12 import X12Error, read_x12
 from tests.features.x12.x12_text import (
+    FIXTURES,
     PROFESSIONAL,
     REMITTANCE,
     claims_body,
@@ -326,22 +327,7 @@ def test_post_claim_paid_in_two_remittances_keeps_both_payments(tmp_path):
     assert [r[3] for r in _rows(result) if r[2] == "payment"] == [6000, 1500]
 
 
-REMIT_4010 = """ISA|00|          |00|          |ZZ|PAYERHUB       |ZZ|OLDCLINIC      |090301|1015|U|00401|000000501|0|P|^!
-GS|HP|PAYERHUB|OLDCLINIC|20090301|1015|501|X|004010X091A1!
-ST|835|5001!
-BPR|I|40|C|CHK||||||||||||20090301!
-TRN|1|CHK4411|1999999999!
-N1|PR|OLD PAYER|XV|OLDPAY!
-N1|PE|OLD CLINIC|XX|1234567893!
-LX|1!
-CLP|OLD-9|22|-75|-60||MB|OLDCLAIM1!
-CAS|CR|45|-15!
-CLP|OLD-9|1|75|100||MB|OLDCLAIM2!
-CAS|CO|45|-25!
-SE|11|5001!
-GE|1|501!
-IEA|1|000000501!
-"""
+REMIT_4010 = (FIXTURES / "remit_4010.txt").read_text()
 
 ORIGINAL_4010 = REMIT_4010.replace("CHK4411", "CHK4400").replace("20090301!", "20090201!")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+FIXTURES = Path(__file__).parent / "fixtures"
 PROFESSIONAL = "005010X222A1"
 INSTITUTIONAL = "005010X223A2"
 REMITTANCE = "005010X221A1"

@@ -107,28 +107,29 @@ def _reference_id(reference: dict) -> str | None:
 
 
 def _claims_frame(claims: list[dict]) -> pd.DataFrame:
+    """Claim rows (cents, CCYYMMDD) as the interchange format's claims table."""
     names = column_names(CLAIM_COLUMNS)
-    frame = pd.DataFrame({name: [c[name] for c in claims] for name in names}, columns=names)
-    for name in ("claim_id", "patient_id", "payer_id", "payer_type", "claim_type"):
-        frame[name] = text_column(frame[name].tolist())
-    for name in ("place_of_service", "patient_state", "patient_zip3"):
-        frame[name] = text_column(frame[name].tolist())
-    for name in ("service_date", "billed_date"):
-        frame[name] = dates_of(frame[name])
-    for name in ("total_charge", "expected_amount"):
-        frame[name] = frame[name].astype("float64") / 100
-    frame["patient_age"] = frame["patient_age"].astype("Int64")
-    return frame
+    columns = {name: [claim[name] for claim in claims] for name in names}
+    return pd.DataFrame(
+        {name: _column(name, values) for name, values in columns.items()}, columns=names
+    )
 
 
 def _transactions_frame(rows: list[dict]) -> pd.DataFrame:
+    """Transaction rows as the interchange format's transactions table, by date and claim."""
     names = column_names(TRANSACTION_COLUMNS)
-    frame = pd.DataFrame({name: [r.get(name) for r in rows] for name in names}, columns=names)
-    for name in names:
-        if name == "date":
-            frame[name] = dates_of(frame[name])
-        elif name == "amount":
-            frame[name] = frame[name].astype("float64") / 100
-        else:
-            frame[name] = text_column(frame[name].tolist())
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    frame = pd.DataFrame(
+        {name: _column(name, values) for name, values in columns.items()}, columns=names
+    )
     return frame.sort_values(["date", "claim_id"], kind="stable", ignore_index=True)
+
+
+def _column(name: str, values: list) -> pd.Series:
+    if name in ("service_date", "billed_date", "date"):
+        return dates_of(values)
+    if name in ("total_charge", "expected_amount", "amount"):
+        return pd.Series([float("nan") if v is None else v / 100 for v in values], dtype="float64")
+    if name == "patient_age":
+        return pd.Series(pd.array(values, dtype="Int64"))
+    return text_column(values)

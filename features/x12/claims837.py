@@ -11,6 +11,7 @@ expected amount. Several submissions of one claim are merged by ``merge_claims``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from features.importing import ImportWarning
@@ -103,14 +104,14 @@ class ClaimReader:
         self.level = ""
         self.claim: _Claim | None = None
         component = transaction.separators.component
-        segments = transaction.segments
+        element = transaction.separators.element
+        segments, ids = transaction.segments, transaction.ids
         state = "header"
         lookup = CLAIM_GRAMMAR[state]
         index = 0
         try:
-            for index in range(1, len(segments)):
-                segment = segments[index]
-                sid = segment[0]
+            for index in range(1, len(ids)):
+                sid = ids[index]
                 moved = lookup.get(sid)
                 if moved is None:
                     raise BadValue(
@@ -121,18 +122,19 @@ class ClaimReader:
                     state, lookup = moved, CLAIM_GRAMMAR[moved]
                 if sid in READ_IN_CLAIM:
                     if moved in CLAIM_LOOPS:
+                        segment = segments[index].split(element)
                         self._claim_detail(sid, segment, component, moved)
                 elif sid in READ_IN_CONTEXT:
                     if moved in CONTEXT_LOOPS:
-                        self._context(sid, segment)
+                        self._context(sid, segments[index].split(element))
                 elif sid == "LX":
                     self.lines += 1
                 elif sid in ("CLM", "HL", "SE"):
                     self._close_claim()
                     if sid == "CLM":
-                        self.claim = self._open_claim(index, segment)
+                        self.claim = self._open_claim(index, segments[index].split(element))
                     elif sid == "HL":
-                        state = self._start_level(segment)
+                        state = self._start_level(segments[index].split(element))
                         lookup = CLAIM_GRAMMAR[state]
         except BadValue as bad:
             raise X12Error(transaction.location(index), str(bad)) from None
@@ -221,10 +223,14 @@ class ClaimReader:
     def _billed(self, claim: _Claim) -> BilledClaim:
         """The claim record of a CLM and what its loops said."""
         segment, facility = claim.segment, claim.facility
-        location = self.transaction.location(claim.index)
-        claim_type = self._claim_type(facility[1], location)
-        service_date = self._service_date(claim, claim_type, location)
-        place = self._place_of_service(facility[0], claim, claim_type, location)
+        transaction = self.transaction
+
+        def where() -> Location:
+            return transaction.location(claim.index)
+
+        claim_type = self._claim_type(facility[1], where)
+        service_date = self._service_date(claim, claim_type, where)
+        place = self._place_of_service(facility[0], claim, claim_type, where)
         patient = self.patient if self.level == "23" else self.subscriber
         age = None
         if patient.birth:
@@ -233,7 +239,7 @@ class ClaimReader:
             )
         return BilledClaim(
             claim_id=segment[1],
-            patient_id=self._patient_id(claim, patient, segment[1], location),
+            patient_id=self._patient_id(claim, patient, segment[1], where),
             payer_id=self.payer_id or "UNKNOWN",
             payer_type=codes.payer_type(self.filing),
             claim_type=claim_type,
@@ -250,7 +256,7 @@ class ClaimReader:
             index=claim.index,
         )
 
-    def _claim_type(self, qualifier: str, location: Location) -> str:
+    def _claim_type(self, qualifier: str, where: Callable[[], Location]) -> str:
         """CLM05-2 (A: institutional bill type, B: professional place of service), else the
         guide's version in ST03/GS08."""
         if qualifier == "A":
@@ -262,9 +268,9 @@ class ClaimReader:
             return "institutional"
         if any(mark in version for mark in PROFESSIONAL_VERSIONS):
             return "professional"
-        raise X12Error(location, f"cannot tell professional from institutional ({version!r})")
+        raise X12Error(where(), f"cannot tell professional from institutional ({version!r})")
 
-    def _service_date(self, claim: _Claim, claim_type: str, location: Location) -> str:
+    def _service_date(self, claim: _Claim, claim_type: str, where: Callable[[], Location]) -> str:
         first, second = (
             (claim.statement_end, claim.service_end)
             if claim_type == "institutional"
@@ -272,22 +278,22 @@ class ClaimReader:
         )
         date = first or second
         if not date:
-            raise X12Error(location, "the claim has no service date (DTP*472 or DTP*434)")
+            raise X12Error(where(), "the claim has no service date (DTP*472 or DTP*434)")
         return date
 
     def _place_of_service(
-        self, code: str, claim: _Claim, claim_type: str, location: Location
+        self, code: str, claim: _Claim, claim_type: str, where: Callable[[], Location]
     ) -> str:
         if claim_type == "professional":
             if not code:
-                raise X12Error(location, "CLM05-1: expected a place of service code")
+                raise X12Error(where(), "CLM05-1: expected a place of service code")
             return code
         place = codes.institutional_place_of_service(code, claim.emergency, claim.off_campus)
         if place is None:
             self.warnings.append(
                 ImportWarning(
                     "unknown_type_of_bill",
-                    location,
+                    where(),
                     f"type of bill {code!r} is not in the place-of-service table: "
                     f"place of service {codes.UNKNOWN_PLACE_OF_SERVICE}",
                 )
@@ -296,7 +302,7 @@ class ClaimReader:
         return place
 
     def _patient_id(
-        self, claim: _Claim, patient: _Person, claim_id: str, location: Location
+        self, claim: _Claim, patient: _Person, claim_id: str, where: Callable[[], Location]
     ) -> str:
         """REF*EA; else the patient's own member id; else subscriber id and birth date
         (a dependent); else the claim itself, with a warning."""
@@ -311,7 +317,7 @@ class ClaimReader:
         self.warnings.append(
             ImportWarning(
                 "no_patient_id",
-                location,
+                where(),
                 "no medical record number (REF*EA) nor member id: the claim is its own patient",
                 claim_id,
             )

@@ -23,6 +23,7 @@ from features.x12.errors import Location, Origin, X12Error
 ISA_ELEMENTS = 16
 GS_ELEMENTS = 8
 LINE_BREAKS = ("\r", "\n")
+ENVELOPE_IDS = frozenset(("ISA", "GS", "ST", "GE", "IEA"))
 TERMINATOR_SEARCH = 1_000  # characters after ISA in which the terminator must occur again
 
 
@@ -38,7 +39,10 @@ class Separators:
 
 @dataclass
 class TransactionSet:
-    """One ST..SE transaction set with its envelope: what the 837 and 835 mappings read."""
+    """One ST..SE transaction set with its envelope: what the 837 and 835 mappings read.
+
+    ``segments`` holds each segment's text and ``ids`` its id; a mapping splits into elements
+    (``elements``) only the segments it reads, since splitting is most of a reader's cost."""
 
     file: str
     interchange: str
@@ -47,13 +51,18 @@ class TransactionSet:
     control: str
     kind: str
     separators: Separators
-    segments: list[list[str]]
+    segments: list[str]
+    ids: list[str]
     origin: Origin
+
+    def elements(self, index: int) -> list[str]:
+        """The elements of ``segments[index]``, the id first."""
+        return self.segments[index].split(self.separators.element)
 
     def location(self, index: int) -> Location:
         """The location of ``segments[index]`` (0 is ST)."""
-        segment = self.segments[index] if 0 <= index < len(self.segments) else [""]
-        return self.origin.at(index, segment[0])
+        segment_id = self.ids[index] if 0 <= index < len(self.ids) else ""
+        return self.origin.at(index, segment_id)
 
 
 def read_text(path: Path) -> str:
@@ -190,17 +199,23 @@ def _walk_interchange(
 ) -> Iterator[TransactionSet]:
     """Check one interchange's envelopes and yield its transaction sets."""
     element = separators.element
-    split = [raw.split(element) for raw in raw_segments]
-    ids = [segment[0] for segment in split]
-    state = _Interchange(name, split[0], separators, counted + 1)
-    index, count = 1, len(split)
+    ids = [raw.partition(element)[0] for raw in raw_segments]
+    state = _Interchange(name, raw_segments[0].split(element), separators, counted + 1)
+    index, count = 1, len(ids)
     while index < count:
         if ids[index] == "ST" and state.group is not None:
-            end = _set_end(state, ids, split, index, counted)
-            yield _transaction_set(state, split[index : end + 1], counted + index + 1, warnings)
+            end = _set_end(state, ids, raw_segments, index, counted)
+            yield _transaction_set(
+                state,
+                raw_segments[index : end + 1],
+                ids[index : end + 1],
+                counted + index + 1,
+                warnings,
+            )
             index = end + 1
             continue
-        _envelope_segment(state, split[index], counted + index + 1, warnings)
+        segment = raw_segments[index].split(element)
+        _envelope_segment(state, segment, counted + index + 1, warnings)
         if ids[index] == "IEA":
             return
         index += 1
@@ -210,11 +225,11 @@ def _walk_interchange(
 
 
 def _set_end(
-    state: _Interchange, ids: list[str], split: list[list[str]], start: int, counted: int
+    state: _Interchange, ids: list[str], raw_segments: list[str], start: int, counted: int
 ) -> int:
     """The index of the SE closing the ST at ``start``; an envelope segment before it, or the
     end of the file, is an error."""
-    control = _element(split[start], 2)
+    control = _element(raw_segments[start].split(state.separators.element), 2)
     try:
         end = ids.index("SE", start + 1)
     except ValueError:
@@ -222,23 +237,26 @@ def _set_end(
         raise X12Error(
             where, "the file ends inside the transaction set (no SE): truncated file"
         ) from None
-    for envelope in ("ST", "GS", "GE", "IEA", "ISA"):
-        try:
-            misplaced = ids.index(envelope, start + 1, end)
-        except ValueError:
-            continue
+    inside = ENVELOPE_IDS.intersection(ids[start + 1 : end])
+    if inside:
+        misplaced = min(ids.index(envelope, start + 1, end) for envelope in inside)
         where = Location(state.file, state.control, control, counted + misplaced + 1, None)
-        raise X12Error(where, f"{envelope} inside a transaction set (before its SE)")
+        raise X12Error(where, f"{ids[misplaced]} inside a transaction set (before its SE)")
     return end
 
 
 def _transaction_set(
-    state: _Interchange, segments: list[list[str]], position: int, warnings: list[ImportWarning]
+    state: _Interchange,
+    segments: list[str],
+    ids: list[str],
+    position: int,
+    warnings: list[ImportWarning],
 ) -> TransactionSet:
     """One ST..SE with its envelope, SE01 and SE02 checked."""
     group = state.group
     assert group is not None
-    header = segments[0]
+    element = state.separators.element
+    header = segments[0].split(element)
     control = _element(header, 2)
     transaction = TransactionSet(
         state.file,
@@ -249,10 +267,11 @@ def _transaction_set(
         _element(header, 1),
         state.separators,
         segments,
+        ids,
         Origin(state.file, state.control, control, position),
     )
     state.sets_in_group += 1
-    trailer = segments[-1]
+    trailer = segments[-1].split(element)
 
     def where() -> Location:
         return transaction.location(len(segments) - 1)

@@ -202,7 +202,7 @@ class Posting:
         columns = list(zip(*self.rows, strict=True)) or [()] * len(TRANSACTION_FIELDS)
         frame = pd.DataFrame(
             {
-                name: np.array(values, dtype=np.int64) if name == "amount" else text_column(values)
+                name: _working_column(name, values)
                 for name, values in zip(TRANSACTION_FIELDS, columns, strict=True)
             }
         )
@@ -326,9 +326,17 @@ class Posting:
         return frame
 
 
+def _working_column(name: str, values: tuple) -> pd.Series:
+    """Cents as int64, CCYYMMDD dates as plain objects (compared as text), the rest as text."""
+    if name == "amount":
+        return pd.Series(np.array(values, dtype=np.int64))
+    if name == "date":
+        return pd.Series(np.array(values, dtype=object), dtype=object)
+    return text_column(values)
+
+
 def to_interchange_transactions(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows with cents and CCYYMMDD dates as the interchange format's transactions table."""
-    out = frame.copy()
-    out["date"] = dates_of(frame["date"])
-    out["amount"] = frame["amount"].to_numpy(dtype=np.int64) / 100
-    return out
+    frame["date"] = dates_of(frame["date"])
+    frame["amount"] = frame["amount"].to_numpy(dtype=np.int64) / 100
+    return frame

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.errors import ArscoreError
 from features.importing import ImportWarning, dates_of, text_column
@@ -119,7 +121,11 @@ def read_x12(
     summary.posting = posting.counts
     summary.warnings = Counter(warning.kind for warning in warnings)
     claims = claims_frame(kept + built, ["837"] * len(kept) + ["835"] * len(built))
-    transactions = transactions[transactions["claim_id"].isin(claims["claim_id"])]
+    known = pc.is_in(
+        pa.array(transactions["claim_id"].to_numpy(dtype=object), type=pa.string()),
+        value_set=pa.array(claims["claim_id"].to_numpy(dtype=object), type=pa.string()),
+    )
+    transactions = transactions[known.to_numpy(zero_copy_only=False)]
     transactions = transactions.sort_values(["date", "claim_id"], kind="stable", ignore_index=True)
     return X12Import(claims, transactions, posting.ledger_frame(), warnings, summary)
 

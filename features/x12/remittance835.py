@@ -22,6 +22,8 @@ from features.x12.values import BadValue, Dates, amount_cents
 CLAIM_REMARKS = {"MOA": (3, 4, 5, 6, 7), "MIA": (5, 20, 21, 22, 23)}
 LINE_DATES = ("472", "150", "151")
 SSN_QUALIFIER = "34"  # never used as a patient identifier
+CLAIM_DETAIL = frozenset(("DTM", "LQ", "NM1", "REF", "MOA", "MIA"))  # read inside a claim
+HEADER = frozenset(("BPR", "TRN", "N1", "REF"))  # read before the first claim
 
 
 @dataclass(slots=True)
@@ -143,14 +145,14 @@ class RemittanceReader:
         self.line: _Line | None = None
         self.seen: dict[str, int] = {}
         self.component = transaction.separators.component
-        segments = transaction.segments
+        element = transaction.separators.element
+        segments, ids = transaction.segments, transaction.ids
         state = "header"
         lookup = REMIT_GRAMMAR[state]
         index = 0
         try:
-            for index in range(1, len(segments)):
-                segment = segments[index]
-                sid = segment[0]
+            for index in range(1, len(ids)):
+                sid = ids[index]
                 moved = lookup.get(sid)
                 if moved is None:
                     raise BadValue(
@@ -160,23 +162,26 @@ class RemittanceReader:
                 if moved != state:
                     state, lookup = moved, REMIT_GRAMMAR[moved]
                 if sid == "CAS":
-                    self._cas(segment)
+                    self._cas(segments[index].split(element))
                 elif sid in ("SVC", "CLP", "LX", "PLB", "SE"):
                     self._close_line()
                     if sid == "SVC":
-                        self._service(segment, index)
+                        self._service(segments[index].split(element), index)
                     elif sid == "CLP":
                         self._close_claim()
-                        self._claim(segment, index)
+                        self._claim(segments[index], index)
                     elif sid == "PLB":
                         self._close_claim()
-                        self._provider_adjustment(segment, index)
+                        self._provider_adjustment(segments[index], index)
                     else:
                         self._close_claim()
-                elif self.claim is not None:
-                    self._claim_detail(sid, segment)
-                else:
-                    self._header(sid, segment)
+                elif sid in CLAIM_DETAIL:
+                    if self.claim is not None:
+                        self._claim_detail(sid, segments[index].split(element))
+                    elif sid in HEADER:
+                        self._header(sid, segments[index].split(element))
+                elif sid in HEADER:
+                    self._header(sid, segments[index].split(element))
         except BadValue as bad:
             raise X12Error(transaction.location(index), str(bad)) from None
         return self._remittance()
@@ -201,7 +206,8 @@ class RemittanceReader:
         elif sid == "REF" and self.payer == "PR" and len(segment) > 2 and segment[1] == "2U":
             self.header.setdefault("payer_ref", segment[2])
 
-    def _claim(self, segment: list[str], index: int) -> None:
+    def _claim(self, raw: str, index: int) -> None:
+        segment = raw.split(self.transaction.separators.element)
         if "date" not in self.header:
             raise BadValue("CLP before BPR: a remittance needs BPR with its payment date")
         if len(segment) < 5 or not segment[1]:
@@ -209,7 +215,6 @@ class RemittanceReader:
         status = segment[2]
         if status not in codes.CLAIM_STATUSES:
             raise BadValue(f"CLP02: expected a claim status code, found {status!r}")
-        raw = "*".join(segment)
         occurrence = self.seen.get(raw, 0)
         self.seen[raw] = occurrence + 1
         self.claim = RemitClaim(
@@ -311,8 +316,8 @@ class RemittanceReader:
                         adjustment.remark = claim.remark
                 return
 
-    def _provider_adjustment(self, segment: list[str], index: int) -> None:
-        raw = "*".join(segment)
+    def _provider_adjustment(self, raw: str, index: int) -> None:
+        segment = raw.split(self.transaction.separators.element)
         occurrence = self.seen.get(raw, 0)
         self.seen[raw] = occurrence + 1
         for start in range(3, min(len(segment), 15), 2):
@@ -359,18 +364,22 @@ class RemittanceReader:
     def _remittance(self) -> Remittance:
         """The transaction set's payment, with its BPR02 balancing check."""
         header = self.header
-        first = self.transaction.location(0)
         if "date" not in header:
-            raise X12Error(first, "the remittance has no BPR segment (payment amount and date)")
+            raise X12Error(
+                self.transaction.location(0),
+                "the remittance has no BPR segment (payment amount and date)",
+            )
         if "trace" not in header:
-            raise X12Error(first, "the remittance has no TRN segment (trace number)")
+            raise X12Error(
+                self.transaction.location(0), "the remittance has no TRN segment (trace number)"
+            )
         total = amount_cents(header["total"], "BPR02") if header["total"] else 0
         paid = sum(claim.paid for claim in self.claims)
         withheld = sum(adjustment.amount for adjustment in self.plb)
         if total != paid - withheld:
             self._warn(
                 "payment_balance",
-                first,
+                self.transaction.location(0),
                 f"BPR02 {_dollars(total)} is not sum(CLP04) {_dollars(paid)} - "
                 f"sum(PLB) {_dollars(withheld)}",
             )

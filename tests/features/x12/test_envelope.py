@@ -25,6 +25,10 @@ def _sets(path):
     return list(read_transaction_sets(path, warnings)), warnings
 
 
+def _elements(transaction) -> list[list[str]]:
+    return [transaction.elements(index) for index in range(len(transaction.ids))]
+
+
 def test_read_transaction_sets_separators_from_isa_give_the_same_segments(tmp_path):
     segments = envelope([remittance(PAID, total="80")], "835", REMITTANCE)
     plain = write(tmp_path / "plain.835", segments)
@@ -38,9 +42,10 @@ def test_read_transaction_sets_separators_from_isa_give_the_same_segments(tmp_pa
     expected, _ = _sets(plain)
     for path in (odd, newline, crlf):
         found, warnings = _sets(path)
-        assert [s.segments for s in found] == [s.segments for s in expected], path.name
+        assert [_elements(s) for s in found] == [_elements(s) for s in expected], path.name
+        assert [s.ids for s in found] == [s.ids for s in expected]
         assert warnings == []
-    assert expected[0].segments[3] == ["N1", "PR", "PAYER ONE", "XV", "PAYER01"]
+    assert _elements(expected[0])[3] == ["N1", "PR", "PAYER ONE", "XV", "PAYER01"]
 
 
 def test_read_transaction_sets_isa_with_short_fields_is_read_by_counting_separators(tmp_path):
@@ -67,7 +72,7 @@ def test_read_transaction_sets_several_interchanges_groups_and_sets_in_one_file(
         ("000000002", "0001"),
         ("000000002", "0009"),
     ]
-    assert [s.segments[2][2] for s in found] == ["T1", "T2", "T3", "T4"]
+    assert [s.elements(2)[2] for s in found] == ["T1", "T2", "T3", "T4"]
     assert warnings == []
 
 

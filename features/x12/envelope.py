@@ -24,6 +24,7 @@ ISA_ELEMENTS = 16
 GS_ELEMENTS = 8
 LINE_BREAKS = ("\r", "\n")
 ENVELOPE_IDS = frozenset(("ISA", "GS", "ST", "GE", "IEA"))
+CENTURY_PIVOT = "70"  # ISA09 is YYMMDD: 70-99 are 19xx, 00-69 20xx (GS04 has the century)
 TERMINATOR_SEARCH = 1_000  # characters after ISA in which the terminator must occur again
 
 
@@ -116,7 +117,8 @@ class _Interchange:
         self.file = file
         self.separators = separators
         self.control = isa[13] if len(isa) > 13 else ""
-        self.date = ("20" + isa[9]) if len(isa) > 9 and len(isa[9]) == 6 else ""
+        short = isa[9] if len(isa) > 9 and len(isa[9]) == 6 else ""
+        self.date = ("19" if short[:2] >= CENTURY_PIVOT else "20") + short if short else ""
         self.version = isa[12] if len(isa) > 12 else ""
         self.position = position
         self.groups = 0

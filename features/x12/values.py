@@ -16,7 +16,15 @@ class BadValue(ValueError):
 
 def amount_cents(text: str, name: str) -> int:
     """An X12 decimal (R) amount as integer cents: ``-12.5`` is -1250."""
+    if text.isdigit() and text.isascii():  # the common forms first: 12 and 12.34
+        return int(text) * 100
+    if text[-3:-2] == ".":
+        digits = text[:-3] + text[-2:]
+        if digits.isdigit() and digits.isascii():
+            return int(digits)
     whole, _, fraction = text.partition(".")
+    if not (whole.removeprefix("-") or fraction) or not text.isascii():
+        raise BadValue(f"{name}: expected an amount, found {text!r}")
     places = len(fraction)
     if places == 2:
         digits = whole + fraction

@@ -391,3 +391,19 @@ def test_read_remittance_without_payment_date_is_an_error(tmp_path):
     body[0] = "BPR*I*80*C*ACH"
     with pytest.raises(X12Error, match=r"segment 4 \(2 of its transaction set\) BPR: BPR16"):
         _import(tmp_path, body)
+
+
+def test_remittance_payer_is_n104_else_ref_2u_else_trn03(tmp_path):
+    def payer_of(body: list[str]) -> str:
+        era = tmp_path / "payer.835"
+        write(era, envelope([body], "835", REMITTANCE))
+        return read_x12([], [era]).claims["payer_id"].iloc[0]
+
+    claim = ["CLP*R1*1*100*100**12", "DTM*232*20250301"]
+    body = remittance(claim, total="100", payer="PAYERN104")
+    assert payer_of(body) == "PAYERN104"
+    body[2] = "N1*PR*PAYER ONE"
+    body.insert(3, "REF*2U*PAYER2U")
+    assert payer_of(body) == "PAYER2U"
+    del body[3]
+    assert payer_of(body) == "1512345678"  # TRN03, the payer's originating company id

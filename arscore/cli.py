@@ -11,6 +11,7 @@ from arscore import (
     commands_audit,
     commands_batch,
     commands_data,
+    commands_import,
     commands_models,
     commands_serve,
     commands_worklist,
@@ -26,6 +27,7 @@ app = typer.Typer(
 
 for _commands in (
     commands_data,
+    commands_import,
     commands_models,
     commands_batch,
     commands_serve,

@@ -13,13 +13,16 @@ import typer
 from arscore.io import write_frame_atomic
 from arscore.progress import progress_bar
 from arscore.secrets import load_pseudonym_key
+from features.errors import ArscoreError
 from features.history import read_history
 from features.patient_partitions import SCHEDULER_ENV, build_snapshots_on
 from features.snapshots import LabelConfig, snapshot_calendar
 
 
 def generate(
-    out: Annotated[Path, typer.Option(help="output directory for claims and transactions")],
+    out: Annotated[
+        Path | None, typer.Option(help="output directory for claims and transactions")
+    ] = None,
     claims: Annotated[int, typer.Option(min=1, help="number of claims to generate")] = 10_000,
     seed: Annotated[
         int, typer.Option(help="random seed; the same seed gives the same history")
@@ -29,12 +32,18 @@ def generate(
     ] = dt.datetime(2026, 9, 30),
     months: Annotated[int, typer.Option(min=1, help="months of history before end-date")] = 24,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet")] = "parquet",
+    x12: Annotated[
+        Path | None,
+        typer.Option(help="also (or only) write it as 837/835 files and patient_events.csv here"),
+    ] = None,
 ) -> None:
     """Generate a realistic synthetic claims history (seeded)."""
     from training.synthetic import GeneratorConfig, generate_history, write_history
 
     if fmt not in ("csv", "parquet"):
         raise typer.BadParameter("expected csv or parquet", param_hint="--format")
+    if out is None and x12 is None:
+        raise typer.BadParameter("give --out, --x12 or both", param_hint="--out")
     config = GeneratorConfig(n_claims=claims, seed=seed, end_date=end_date.date(), months=months)
     started = time.perf_counter()
     with progress_bar("generating claims", claims) as advance:
@@ -46,11 +55,31 @@ def generate(
             done = completed
 
         claims_frame, transactions = generate_history(config, progress=report)
-    paths = write_history(claims_frame, transactions, out, fmt)  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - started
+    if out is not None:
+        paths = write_history(claims_frame, transactions, out, fmt)  # type: ignore[arg-type]
+        elapsed = time.perf_counter() - started
+        typer.echo(
+            f"wrote {len(claims_frame):,} claims and {len(transactions):,} transactions "
+            f"in {elapsed:.1f} s: {paths[0]}, {paths[1]}"
+        )
+    if x12 is not None:
+        _write_x12(claims_frame, transactions, x12)
+
+
+def _write_x12(claims: pd.DataFrame, transactions: pd.DataFrame, folder: Path) -> None:
+    """The generated history as 837 and 835 files plus patient_events.csv."""
+    from training.synthetic.x12 import write_x12
+
+    started = time.perf_counter()
+    try:
+        written = write_x12(claims, transactions, folder)
+    except FileExistsError as error:
+        raise ArscoreError(str(error)) from None
     typer.echo(
-        f"wrote {len(claims_frame):,} claims and {len(transactions):,} transactions "
-        f"in {elapsed:.1f} s: {paths[0]}, {paths[1]}"
+        f"wrote {len(written.claim_files):,} 837 files and {len(written.remit_files):,} 835 "
+        f"files ({written.remitted_transactions:,} transactions) and "
+        f"{written.patient_transactions:,} patient events in "
+        f"{time.perf_counter() - started:.1f} s: {folder}"
     )
 
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TaskProgressColumn,
@@ -17,12 +18,15 @@ from rich.progress import (
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    """A progress bar; yields a callback that advances it by the number of units done."""
+def progress_bar(
+    description: str, total: int, in_bytes: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """A progress bar; yields a callback that advances it by the number of units (or bytes)
+    done."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn() if in_bytes else MofNCompleteColumn(),
         TaskProgressColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),

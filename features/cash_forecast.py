@@ -51,39 +51,45 @@ def parse_breakdown(by: Sequence[str] | str | None) -> tuple[str, ...]:
     return tuple(n for n in GROUP_COLUMNS if n in names)
 
 
-def sums_by_group(snapshots: pd.DataFrame, cash: np.ndarray, by: tuple[str, ...]) -> pd.DataFrame:
-    """Sum an (accounts, weeks, sides) cash array over the accounts of each group.
+def group_sums(
+    snapshots: pd.DataFrame, arrays: dict[str, np.ndarray], by: tuple[str, ...]
+) -> pd.DataFrame:
+    """Sum (accounts, weeks, sides) cash arrays over the accounts of each group.
 
-    The result is long: the ``by`` columns, ``week`` and ``amount``; with ``responsibility`` in
-    ``by`` the two sides are separate groups, otherwise they are added up. No ``by``: one row
-    per week, the total.
+    The result is long: the ``by`` columns, ``week`` and one column per array; with
+    ``responsibility`` in ``by`` the two sides are separate groups, otherwise they are added
+    up. No ``by``: one row per week, the total. Groups are in sorted order.
     """
-    weeks = cash.shape[1]
-    week_numbers = list(range(1, weeks + 1))
+    names = list(arrays)
+    stacked = np.stack([arrays[name] for name in names], axis=-1)  # (n, weeks, sides, k)
+    n, weeks = stacked.shape[0], stacked.shape[1]
     account_keys = [c for c in by if c != "responsibility"]
-    sides = (
-        [(name, cash[:, :, i]) for i, name in enumerate(SIDES)]
-        if "responsibility" in by
-        else [(None, cash.sum(axis=2))]
-    )
-    parts = []
-    for side, values in sides:
-        wide = pd.DataFrame(values, columns=week_numbers)
-        if account_keys:
-            for key in account_keys:
-                wide[key] = snapshots[key].astype("string").to_numpy()
-            summed = wide.groupby(account_keys, sort=True, dropna=False)[week_numbers].sum()
-            summed = summed.reset_index()
-        else:
-            summed = wide[week_numbers].sum().to_frame().T
-        if side is not None:
-            summed["responsibility"] = side
-        parts.append(summed)
-    long = pd.concat(parts, ignore_index=True).melt(
-        id_vars=list(by), value_vars=week_numbers, var_name="week", value_name="amount"
-    )
-    long["week"] = long["week"].astype(np.int64)
-    return long.sort_values([*by, "week"], kind="stable", ignore_index=True)
+    if account_keys:
+        index = pd.MultiIndex.from_frame(snapshots[account_keys].astype("string"))
+        codes, uniques = pd.factorize(index, sort=True)
+        groups = pd.DataFrame(list(uniques), columns=account_keys)
+    else:
+        codes, groups = np.zeros(n, dtype=np.int64), pd.DataFrame(index=[0])
+    sums = np.zeros((len(groups), *stacked.shape[1:]))
+    np.add.at(sums, codes, stacked)
+    if "responsibility" in by:
+        sides = pd.DataFrame({"responsibility": list(SIDES)})
+        groups = groups.merge(sides, how="cross") if account_keys else sides
+        sums = sums.transpose(0, 2, 1, 3).reshape(len(groups), weeks, len(names))
+    else:
+        sums = sums.sum(axis=2)
+    long = groups.loc[groups.index.repeat(weeks)].reset_index(drop=True)
+    long = long[list(by)] if by else pd.DataFrame(index=range(len(groups) * weeks))
+    long["week"] = np.tile(np.arange(1, weeks + 1, dtype=np.int64), len(groups))
+    for position, name in enumerate(names):
+        long[name] = sums[:, :, position].reshape(-1)
+    return long
+
+
+def sums_by_group(snapshots: pd.DataFrame, cash: np.ndarray, by: tuple[str, ...]) -> pd.DataFrame:
+    """One (accounts, weeks, sides) cash array summed per group: the ``by`` columns, ``week``,
+    ``amount`` (``group_sums`` of one array)."""
+    return group_sums(snapshots, {"amount": cash}, by)
 
 
 def balances_by_group(snapshots: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:

@@ -117,6 +117,15 @@ def _nested_map(tables: dict, convert: Any) -> dict:
     }
 
 
+def cap_at_balance(cash: np.ndarray, balance: np.ndarray) -> np.ndarray:
+    """Scale each account's expected cash down so that, over all weeks and sides, it does not
+    exceed its open balance: a balance cannot bring in more than is owed on it (the rare
+    overpayment aside), and a booster's extrapolation on an unusual account must not."""
+    total = cash.sum(axis=(1, 2))
+    scale = np.where(total > balance, balance / np.maximum(total, 1e-12), 1.0)
+    return cash * scale[:, None, None]
+
+
 @dataclass
 class CashForecastModel:
     """Expected cash per open balance, week and side, and the intervals of its sums."""
@@ -173,7 +182,8 @@ class CashForecastModel:
             pd.to_numeric(snapshots[BALANCE_COLUMN]).to_numpy(dtype=np.float64).clip(0), weeks
         )
         sides = [self._side(side, matrix, balance) for side in SIDES]
-        return np.stack(sides, axis=-1).reshape(len(snapshots), weeks, len(SIDES))
+        cash = np.stack(sides, axis=-1).reshape(len(snapshots), weeks, len(SIDES))
+        return cap_at_balance(cash, balance.reshape(len(snapshots), weeks)[:, 0])
 
     def _side(self, side: str, matrix: np.ndarray, balance: np.ndarray) -> np.ndarray:
         def predict(part: str) -> np.ndarray:

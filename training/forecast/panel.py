@@ -27,10 +27,11 @@ class Calendar:
     ``last_origin`` is the latest date whose forecast weeks have all passed by ``data_end``;
     ``training`` the snapshot dates fits draw their rows from; ``refits`` the month ends at which
     the model is refitted (the first one where enough labels have closed, then every
-    ``refit_months``); ``rolling`` every origin forecast, weekly back from ``last_origin`` to the
-    first refit, plus the evaluation origins; ``evaluation`` the monthly origins reported on (the
-    latest ``origins`` month ends up to ``last_origin``). Each origin is forecast by the latest
-    refit on or before it.
+    ``refit_months``-th); ``rolling`` every origin forecast, weekly from the first refit to
+    ``last_origin``, plus the evaluation origins; ``evaluation`` the monthly origins reported on
+    (the latest ``origins`` month ends up to ``last_origin``). Each origin is forecast by the
+    latest refit on or before it. Refits and weekly origins count forward from the first refit,
+    so where they fall never depends on how far the data goes.
     """
 
     data_end: pd.Timestamp
@@ -73,11 +74,10 @@ def calendar(history: History, config: ForecastConfig, origins: int | None = Non
             f"asked for {origins}: use fewer origins or a longer history"
         )
     evaluation = month_ends[-origins:]
-    refits = month_ends[::-1][:: config.refit_months][::-1]
-    refits = sorted(set(refits) | {month_ends[0]})
+    refits = month_ends[:: config.refit_months]
     step = pd.Timedelta(days=config.calibration_step_days)
     count = int((last_origin - refits[0]) / step) + 1
-    weekly = [last_origin - k * step for k in range(count)]
+    weekly = [refits[0] + k * step for k in range(count)]
     rolling = sorted(set(weekly) | set(evaluation))
     return Calendar(data_end, last_origin, training, refits, rolling, evaluation)
 

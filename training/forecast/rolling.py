@@ -3,7 +3,8 @@
 For every rolling origin (``panel.Calendar``) the latest refit's model forecasts the balances
 open at the origin; the forecast and the actual cash of every week are summed per grouping
 (total, payer type, side, both) into one long frame of records. At the evaluation origins the
-two baselines are summed the same way. The intervals and the metrics are computed from these
+two baselines are summed the same way (at every month-end origin, so that which origins
+are evaluated can be chosen afterwards). The intervals and the metrics are computed from these
 records (``intervals``, ``metrics``), so the backtest and the training's calibration share them.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.cash_forecast import sums_by_group
+from features.cash_forecast import group_sums
 from features.cash_model import CashForecastModel, group_key, grouping_key
 from features.cash_weeks import weekly_cash_cents
 from features.history import History
@@ -34,6 +35,8 @@ GROUPINGS: tuple[tuple[str, ...], ...] = (
 )
 RECORD_COLUMNS = ("origin", "grouping", "group", "week", "actual", "expected")
 BASELINES = ("liquidation_curve", "trailing_13_weeks")
+SNAPSHOT_CHUNK = 16
+"""Origins whose snapshots are built in one pass (one pass per chunk reads every transaction)."""
 
 
 @dataclass
@@ -46,15 +49,10 @@ class RollingRun:
     fits: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _keyed(sums: pd.DataFrame, by: tuple[str, ...], value: str) -> pd.DataFrame:
-    keys = (
-        [group_key(tuple(v)) for v in sums[list(by)].itertuples(index=False)]
-        if by
-        else [""] * len(sums)
-    )
-    return pd.DataFrame(
-        {"group": keys, "week": sums["week"].to_numpy(), value: sums["amount"].to_numpy()}
-    )
+def _keys(frame: pd.DataFrame, by: tuple[str, ...]) -> list[str]:
+    if not by:
+        return [""] * len(frame)
+    return [group_key(tuple(v)) for v in frame[list(by)].itertuples(index=False)]
 
 
 def origin_records(
@@ -67,12 +65,17 @@ def origin_records(
     weeks = next(iter(arrays.values())).shape[1]
     frames = []
     for by in GROUPINGS:
-        merged = None
-        for name, cash in arrays.items():
-            part = _keyed(sums_by_group(snapshots, cash, by), by, name)
-            merged = part if merged is None else merged.merge(part, on=["group", "week"])
+        sums = group_sums(snapshots, arrays, by)
+        merged = sums.drop(columns=list(by)).assign(group=_keys(sums, by))
         if trailing is not None:
-            part = _keyed(trailing_sums(trailing, by, weeks), by, "trailing_13_weeks")
+            flat = trailing_sums(trailing, by, weeks)
+            part = pd.DataFrame(
+                {
+                    "group": _keys(flat, by),
+                    "week": flat["week"].to_numpy(),
+                    "trailing_13_weeks": flat["amount"].to_numpy(),
+                }
+            )
             merged = merged.merge(part, on=["group", "week"], how="left")
         merged.insert(0, "grouping", grouping_key(by))
         frames.append(merged)
@@ -86,34 +89,36 @@ def run_rolling(
     config: ForecastConfig,
     origins: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    until: pd.Timestamp | None = None,
 ) -> RollingRun:
-    """Fit at every refit, forecast every rolling origin, record forecasts and actuals."""
+    """Fit at every refit, forecast every rolling origin (up to ``until``, default all),
+    record forecasts and actuals."""
     dates = calendar(history, config, origins)
     panel = build_panel(history, dates.training, config.horizon_weeks)
-    evaluation = set(dates.evaluation)
-    frames, fits = [], {}
-    for number, refit in enumerate(dates.refits):
-        segment = [o for o in dates.rolling if dates.refit_for(o) == refit]
-        if not segment:
-            continue
-        model, report = fit_cash_model(panel, refit, config, {})
-        fits[str(refit.date())] = report
-        snapshots = build_snapshots(history, segment, labels=None)
-        for origin in segment:
+    last = dates.last_origin if until is None else pd.Timestamp(until)
+    wanted = [o for o in dates.rolling if o <= last]
+    frames, fits, models = [], {}, {}
+    for start in range(0, len(wanted), SNAPSHOT_CHUNK):
+        chunk = wanted[start : start + SNAPSHOT_CHUNK]
+        snapshots = build_snapshots(history, chunk, labels=None)
+        for origin in chunk:
+            refit = dates.refit_for(origin)
+            if refit not in models:
+                models[refit], fits[str(refit.date())] = fit_cash_model(panel, refit, config, {})
+                if progress is not None:
+                    progress("refits", len(models), sum(r <= last for r in dates.refits))
             rows = (snapshots["as_of"] == origin).to_numpy()
             frames.append(
                 _forecast_origin(
                     history,
                     panel,
                     config,
-                    model,
+                    models[refit],
                     origin,
                     snapshots[rows].reset_index(drop=True),
-                    origin in evaluation,
+                    origin.is_month_end,
                 )
             )
-        if progress is not None:
-            progress("refits", number + 1, len(dates.refits))
     records = pd.concat(frames, ignore_index=True)
     return RollingRun(dates, panel, records, fits)
 
@@ -125,16 +130,16 @@ def _forecast_origin(
     model: CashForecastModel,
     origin: pd.Timestamp,
     snapshots: pd.DataFrame,
-    evaluated: bool,
+    month_end: bool,
 ) -> pd.DataFrame:
-    """The records of one origin (with the baselines at an evaluation origin)."""
+    """The records of one origin (with the baselines at a month end)."""
     weeks = config.horizon_weeks
     arrays = {
         "actual": weekly_cash_cents(snapshots, history.transactions, weeks) / 100.0,
         "expected": model.expected_cash(snapshots, weeks),
     }
     trailing = None
-    if evaluated:
+    if month_end:
         curve = LiquidationCurve(config.liquidation_months).fit(panel, origin, config.horizon_days)
         arrays["liquidation_curve"] = curve.expected_cash(snapshots)
         trailing = trailing_cash(history.transactions, history.claims, origin, weeks)

@@ -56,8 +56,9 @@ class ForecastConfig:
     """Rolling monthly origins the backtest reports on."""
     calibration_step_days: int = 7
     """Spacing of the rolling origins whose errors calibrate the intervals (weekly)."""
-    refit_months: int = 1
-    """Refit the model every this many month ends during the rolling origins."""
+    refit_months: int = 3
+    """Refit the model every this many month ends during the rolling origins (quarterly: the
+    backtest's cost is mostly fits, and monthly refits changed little on generated data)."""
     min_calibration_errors: int = 20
     """Errors per week needed before an origin's intervals count in the coverage figures."""
     liquidation_months: int = 12

@@ -13,9 +13,10 @@ plain files; the command line and, later, the server load it without importing t
 The model is discrete-time: one row per open balance and week after the as-of date. Its
 formulation says what the boosters estimate (``FORMULATION_PARTS``):
 
-* ``rate``: E[cash in week w / open balance], a Tweedie booster weighted by the balance;
-* ``hazard``: P(any payment in week w) x E[cash / open balance | a payment in week w];
-* ``dollars``: E[cash in week w] in dollars, a Tweedie booster on the amount itself.
+* ``rate``: E[cash in week w / open balance], a Poisson booster weighted by the balance;
+* ``hazard``: P(any payment in week w) x E[cash / open balance | a payment in week w]
+  (a binary and a gamma booster, both weighted by the balance);
+* ``dollars``: E[cash in week w] in dollars, a Poisson booster on the amount itself.
 
 Intervals are multiplicative on the forecast: for a grouping, a group and a week, the interval
 at level L is expected x (1 -+ q), q the conformal quantile of |actual - expected| / expected

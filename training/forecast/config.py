@@ -65,7 +65,6 @@ class ForecastConfig:
     """Months of history behind the liquidation-curve baseline."""
     score_floor: float = 1.0
     """Dollars below which a forecast counts as this much in the relative error."""
-    tweedie_variance_power: float = 1.5
     max_train_rows: int = 4_000_000
     """Account-week rows per fit at most (a seeded sample of balances above that)."""
     lightgbm: LightGBMParams = field(default_factory=forecast_lightgbm)
@@ -83,8 +82,6 @@ class ForecastConfig:
             problems.append("origins, refit_months and calibration_step_days must be >= 1")
         if self.valid_dates < 1 or self.min_calibration_errors < 1:
             problems.append("valid_dates and min_calibration_errors must be >= 1")
-        if not 1.0 < self.tweedie_variance_power < 2.0:
-            problems.append("tweedie_variance_power must be in (1, 2)")
         if problems:
             raise ArscoreError("forecast config: " + "; ".join(problems))
 

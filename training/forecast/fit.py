@@ -122,8 +122,6 @@ def fit_cash_model(
                 rows["valid"], v_label, v_weight, v_mask, names, categorical, train_set
             )
             params = config.lightgbm.booster_params(objective, config.seed)
-            if objective == "tweedie":
-                params["tweedie_variance_power"] = config.tweedie_variance_power
             booster = lightgbm.train(
                 params,
                 train_set,

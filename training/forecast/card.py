@@ -79,7 +79,7 @@ def card_sections(
     ]
     headline = (
         f"Weeks 1-13 pooled: WAPE {summary['wape_model']:.1%} against the liquidation curve's "
-        f"{summary['wape_liquidation_curve']:.1%} ({summary['wape_reduction_vs_liquidation']:+.1%}"
+        f"{summary['wape_liquidation_curve']:.1%} ({summary['wape_reduction_vs_liquidation']:.1%}"
         f" lower) and the trailing 13-week average's {summary['wape_trailing_13_weeks']:.1%}; "
         f"realized coverage {summary['coverage_80']:.1%} (80% intervals) and "
         f"{summary['coverage_95']:.1%} (95%)."

@@ -51,7 +51,7 @@ class ForecastTrainingResult:
 
 def fingerprint(backtest: BacktestResult) -> str:
     """A short hash of the actual totals at the evaluation origins (other data differs here)."""
-    rows = backtest.forecasts[["origin", "week", "actual"]].round(2)
+    rows = backtest.forecasts[["origin", "week", "actual"]].round({"actual": 2})
     return hashlib.sha256(rows.to_csv(index=False).encode("utf-8")).hexdigest()[:16]
 
 

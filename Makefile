@@ -9,6 +9,9 @@ DEMO_DIR := data/demo
 DEMO_CLAIMS ?= 20000
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
+# The demo's cash forecast: a refit every 6 months on 6 months of rows, small boosters.
+DEMO_FORECAST_SET ?= --set refit_months=6 --set train_months=6 --set max_train_rows=300000 \
+	--set lightgbm.num_boost_round=40
 
 .PHONY: help install demo test lint format bench clean
 
@@ -23,12 +26,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create the virtualenv and install arscore with pinned versions
 
-demo: $(STAMP) ## generate a history, build the dataset, train, promote, load, score, serve
+demo: $(STAMP) ## generate a history, build the dataset, train, promote, forecast cash, load, score, serve
 	$(BIN)/arscore generate --claims $(DEMO_CLAIMS) --seed 7 --out $(DEMO_DIR)/history
 	$(BIN)/arscore dataset --history $(DEMO_DIR)/history --out $(DEMO_DIR)/dataset.parquet
 	$(BIN)/arscore train --snapshots $(DEMO_DIR)/dataset.parquet
 	$(BIN)/arscore promote challenger --reason "make demo: first champion on the demo history"
 	$(BIN)/arscore models
+	$(BIN)/arscore forecast train --history $(DEMO_DIR)/history --origins 3 $(DEMO_FORECAST_SET)
+	$(BIN)/arscore promote challenger --model-name arscore-cash --reason "make demo: first cash forecast"
+	$(BIN)/arscore forecast cash --history $(DEMO_DIR)/history --as-of 2026-09-30 --weeks 13 \
+		--by payer_type,responsibility --out $(DEMO_DIR)/cash_forecast.csv
 	$(BIN)/arscore load --history $(DEMO_DIR)/history
 	BIN=$(BIN) DEMO_DIR=$(DEMO_DIR) bash scripts/demo_serve.sh
 

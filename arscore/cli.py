@@ -11,6 +11,7 @@ from arscore import (
     commands_audit,
     commands_batch,
     commands_data,
+    commands_forecast,
     commands_import,
     commands_models,
     commands_serve,
@@ -28,11 +29,13 @@ app = typer.Typer(
 for _commands in (
     commands_data,
     commands_import,
+    commands_forecast,
     commands_models,
     commands_batch,
     commands_serve,
     commands_worklist,
     commands_audit,
+    commands_forecast,
 ):
     _commands.register(app)
 

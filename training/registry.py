@@ -39,6 +39,9 @@ KEY_METRICS = {"roc_auc": "ROC AUC", "dollars_share_top20": "top-20% dollars cap
 TAG_SHA = "artifact_sha256"
 TAG_MODEL_SUBDIR = "model_subdir"
 TAG_TEST_START, TAG_TEST_END, TAG_TEST_FINGERPRINT = "test_start", "test_end", "test_fingerprint"
+TAG_KEY_METRICS = "key_metrics"
+"""A version's own promotion metrics, JSON {metric: [label, "higher" or "lower"]}; versions
+without it (collectibility models) are compared on KEY_METRICS, higher is better."""
 
 
 class PromotionRefused(ArscoreError):
@@ -110,18 +113,23 @@ def _pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in packages]
 
 
-def _log_pyfunc(model_dir: Path, input_example: pd.DataFrame, output_example: pd.DataFrame) -> Any:
+def _log_pyfunc(
+    model_dir: Path,
+    input_example: pd.DataFrame,
+    output_example: pd.DataFrame,
+    python_model: Any,
+    artifact_key: str,
+) -> Any:
     """Log the pyfunc wrapper with the saved model directory and the features package."""
     import mlflow
     from mlflow.models import infer_signature
 
     import features
-    from features.pyfunc import MODEL_ARTIFACT_KEY, CollectibilityPyfunc
 
     return mlflow.pyfunc.log_model(
         name=PYFUNC_NAME,
-        python_model=CollectibilityPyfunc(),
-        artifacts={MODEL_ARTIFACT_KEY: str(model_dir)},
+        python_model=python_model,
+        artifacts={artifact_key: str(model_dir)},
         code_paths=[str(Path(features.__file__).parent)],
         pip_requirements=_pip_requirements(),
         signature=infer_signature(input_example, output_example),
@@ -141,13 +149,20 @@ def log_training_run(
     version_tags: dict[str, str],
     input_example: pd.DataFrame,
     output_example: pd.DataFrame,
+    python_model: Any = None,
+    artifact_key: str | None = None,
 ) -> RegisteredRun:
-    """Log params, metrics and the model; register a new version; alias it challenger."""
+    """Log params, metrics and the model; register a new version; alias it challenger.
+
+    ``python_model`` and ``artifact_key`` name the pyfunc wrapper and the directory of the saved
+    model inside the run (default: the collectibility model's)."""
     import mlflow
 
     from features.model import artifact_sha256
-    from features.pyfunc import MODEL_ARTIFACT_KEY
+    from features.pyfunc import MODEL_ARTIFACT_KEY, CollectibilityPyfunc
 
+    python_model = CollectibilityPyfunc() if python_model is None else python_model
+    artifact_key = artifact_key or MODEL_ARTIFACT_KEY
     mlflow_client = client()
     sha = artifact_sha256(model_dir)
     with mlflow.start_run(
@@ -157,16 +172,16 @@ def log_training_run(
         mlflow.log_params(params)
         mlflow.log_text(config_yaml, "config/training_config.yaml")
         mlflow.log_metrics(_finite(metrics))
-        mlflow.log_artifacts(str(model_dir), MODEL_ARTIFACT_KEY)
+        mlflow.log_artifacts(str(model_dir), artifact_key)
         mlflow.set_tags({TAG_SHA: sha, **version_tags})
         with warnings.catch_warnings():
             # predict has no type hints on purpose: the signature below is the input schema.
             warnings.filterwarnings("ignore", message=".*type hint", category=UserWarning)
-            info = _log_pyfunc(model_dir, input_example, output_example)
+            info = _log_pyfunc(model_dir, input_example, output_example, python_model, artifact_key)
     tags = {
         **version_tags,
         TAG_SHA: sha,
-        TAG_MODEL_SUBDIR: f"artifacts/{MODEL_ARTIFACT_KEY}",
+        TAG_MODEL_SUBDIR: f"artifacts/{artifact_key}",
         "run_id": run_id,
     }
     version = mlflow.register_model(info.model_uri, model_name, tags=tags)
@@ -188,9 +203,17 @@ def _version_or_none(mlflow_client: Any, model_name: str, alias: str) -> Any:
         return None
 
 
+def key_metric_spec(version: Any) -> dict[str, tuple[str, str]]:
+    """{metric: (label, "higher" or "lower")} the version is promoted on."""
+    raw = version.tags.get(TAG_KEY_METRICS)
+    if not raw:
+        return {metric: (label, "higher") for metric, label in KEY_METRICS.items()}
+    return {metric: (str(pair[0]), str(pair[1])) for metric, pair in json.loads(raw).items()}
+
+
 def _key_metrics(version: Any) -> dict[str, float | None]:
     values = {}
-    for metric in KEY_METRICS:
+    for metric in key_metric_spec(version):
         raw = version.tags.get(f"test_{metric}")
         values[metric] = float(raw) if raw not in (None, "") else None
     return values
@@ -215,13 +238,14 @@ def comparison_problems(candidate: Any, champion: Any) -> list[str]:
         ]
     problems = []
     ours, theirs = _key_metrics(candidate), _key_metrics(champion)
-    for metric, label in KEY_METRICS.items():
-        value, champion_value = ours[metric], theirs[metric]
+    for metric, (label, better) in key_metric_spec(candidate).items():
+        value, champion_value = ours[metric], theirs.get(metric)
         if value is None or champion_value is None:
             problems.append(f"{label} is not recorded for both versions")
-        elif value < champion_value:
+        elif (value < champion_value) if better == "higher" else (value > champion_value):
+            word = "below" if better == "higher" else "above"
             problems.append(
-                f"{label} {value:.4f} is below champion version {champion.version}'s "
+                f"{label} {value:.4f} is {word} champion version {champion.version}'s "
                 f"{champion_value:.4f}"
             )
     return problems
@@ -321,6 +345,7 @@ def list_models(model_name: str = "arscore") -> ModelListing:
                 "created_at": created.isoformat(timespec="minutes"),
                 "run_id": version.run_id or version.tags.get("run_id"),
                 "test_window": _window(version),
+                **dict.fromkeys(KEY_METRICS),
                 **_key_metrics(version),
                 "ece": float(version.tags["test_ece"]) if "test_ece" in version.tags else None,
                 TAG_SHA: version.tags.get(TAG_SHA),

@@ -21,6 +21,7 @@
 #include <Python.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -77,9 +78,35 @@ struct Tree {
   std::vector<double> table;     // v * H(Q)
 };
 
+// QuickScorer (Lucchese et al., SIGIR 2015) for plain predictions: per tree a bitmask of its
+// leaves in left-to-right order; a split that sends the row right clears the leaves of its
+// left subtree; the row's leaf is then the lowest bit left. Splits are grouped by feature and
+// numerical thresholds sorted, so a row visits only the splits it goes right at.
+struct Exclusion {
+  uint64_t mask;  // the tree's leaves that stay possible when the split goes right
+  uint32_t tree;
+  uint32_t split;  // the split's node, for categorical bitsets
+};
+
+struct FeatureSplits {  // [begin, end) ranges into QuickScorer's arrays
+  int64_t sorted[2], zero_sorted[2], nan_right[2], zero_right[2], categorical[2];
+};
+
+struct QuickScorer {
+  bool usable = false;  // every tree has at most 64 leaves
+  std::vector<FeatureSplits> features;
+  std::vector<double> threshold;  // parallel to the sorted ranges of `exclusions`
+  std::vector<Exclusion> exclusions;
+  std::vector<Node> categorical;     // parallel to `exclusions`: the categorical splits
+  std::vector<uint32_t> cats;        // their bitsets, all trees
+  std::vector<int64_t> tree_values;  // offset of each tree's leaf values (left to right)
+  std::vector<double> values;
+};
+
 struct Forest {
   int32_t num_features = 0;
   std::vector<Tree> trees;
+  QuickScorer quick;
 };
 
 inline double zeroed(double x) {
@@ -356,11 +383,152 @@ inline void tree_values(const Tree& tree, const double* rows, const int32_t* cat
   }
 }
 
+// Leaves of every tree in left-to-right order, and each split's exclusion mask, by feature.
+void build_quickscorer(Forest& forest) {
+  QuickScorer& quick = forest.quick;
+  for (const Tree& tree : forest.trees)
+    if (tree.nodes.size() - tree.internal > 64) return;
+  struct Entry {
+    int kind;  // 0 sorted, 1 zero_sorted, 2 nan_right, 3 zero_right, 4 categorical
+    int32_t feature;
+    double threshold;
+    Exclusion exclusion;
+  };
+  std::vector<Entry> entries;
+  for (uint32_t t = 0; t < forest.trees.size(); ++t) {
+    const Tree& tree = forest.trees[t];
+    quick.tree_values.push_back(static_cast<int64_t>(quick.values.size()));
+    // in-order walk: each split's left subtree covers a run [first, last) of leaf positions
+    std::vector<int32_t> first(tree.nodes.size()), last(tree.nodes.size());
+    std::vector<std::pair<int32_t, bool>> stack{{0, false}};
+    while (!stack.empty()) {
+      auto [index, done] = stack.back();
+      stack.pop_back();
+      if (index >= tree.internal) {
+        first[index] = static_cast<int32_t>(quick.values.size() - quick.tree_values.back());
+        last[index] = first[index] + 1;
+        quick.values.push_back(tree.nodes[index].threshold);
+      } else if (!done) {
+        const Node& node = tree.nodes[index];
+        stack.push_back({index, true});
+        stack.push_back({node.child[1], false});
+        stack.push_back({node.child[0], false});
+      } else {
+        const Node& node = tree.nodes[index];
+        first[index] = first[node.child[0]];
+        last[index] = last[node.child[1]];
+        const int32_t lo = first[node.child[0]], width = last[node.child[0]] - lo;
+        const uint64_t left = (width == 64 ? ~uint64_t(0) : ((uint64_t(1) << width) - 1)) << lo;
+        const Exclusion exclusion{~left, t, static_cast<uint32_t>(index)};
+        if (node.flags & kCategorical) {
+          entries.push_back({4, node.feature, 0.0, exclusion});
+          continue;
+        }
+        const bool zero_typed = node.flags & kZeroDefault;
+        entries.push_back({zero_typed ? 1 : 0, node.feature, node.threshold, exclusion});
+        if (node.flags & kNaNRight) entries.push_back({2, node.feature, 0.0, exclusion});
+        if (zero_typed && !(node.flags & kDefaultLeft))
+          entries.push_back({3, node.feature, 0.0, exclusion});
+      }
+    }
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    if (a.feature != b.feature) return a.feature < b.feature;
+    if (a.kind != b.kind) return a.kind < b.kind;
+    return a.threshold < b.threshold;
+  });
+  quick.features.assign(forest.num_features, FeatureSplits{});
+  for (size_t k = 0; k < entries.size(); ++k) {
+    const Entry& entry = entries[k];
+    FeatureSplits& splits = quick.features[entry.feature];
+    int64_t* range[5] = {splits.sorted, splits.zero_sorted, splits.nan_right, splits.zero_right,
+                         splits.categorical};
+    const auto position = static_cast<int64_t>(k);
+    if (k == 0 || entries[k - 1].feature != entry.feature || entries[k - 1].kind != entry.kind)
+      range[entry.kind][0] = position;
+    range[entry.kind][1] = position + 1;
+    quick.threshold.push_back(entry.threshold);
+    quick.exclusions.push_back(entry.exclusion);
+    Node split = forest.trees[entry.exclusion.tree].nodes[entry.exclusion.split];
+    if (entry.kind == 4) {
+      const std::vector<uint32_t>& words = forest.trees[entry.exclusion.tree].cats;
+      const auto begin = static_cast<uint32_t>(quick.cats.size());
+      quick.cats.insert(quick.cats.end(), words.begin() + split.cat_begin,
+                        words.begin() + split.cat_begin + split.cat_words);
+      split.cat_begin = begin;
+    }
+    quick.categorical.push_back(split);
+  }
+  quick.cats.push_back(0);
+  quick.usable = true;
+}
+
+inline void exclude(uint64_t* masks, const Exclusion* exclusions, const int64_t* range) {
+  for (int64_t k = range[0]; k < range[1]; ++k)
+    masks[exclusions[k].tree] &= exclusions[k].mask;
+}
+
+inline void exclude_below(uint64_t* masks, const QuickScorer& quick, const int64_t* range,
+                          double x) {
+  const double* threshold = quick.threshold.data();
+  const Exclusion* exclusions = quick.exclusions.data();
+  for (int64_t k = range[0]; k < range[1] && threshold[k] < x; ++k)
+    masks[exclusions[k].tree] &= exclusions[k].mask;
+}
+
+double quick_score(const Forest& forest, const double* row, uint64_t* masks) {
+  const QuickScorer& quick = forest.quick;
+  const size_t trees = forest.trees.size();
+  std::fill(masks, masks + trees, ~uint64_t(0));
+  const Exclusion* exclusions = quick.exclusions.data();
+  for (int32_t f = 0; f < forest.num_features; ++f) {
+    const FeatureSplits& splits = quick.features[f];
+    const double x = row[f];
+    if (std::isnan(x)) {
+      exclude(masks, exclusions, splits.nan_right);
+    } else {
+      exclude_below(masks, quick, splits.sorted, x);
+      if (x == 0.0)
+        exclude(masks, exclusions, splits.zero_right);
+      else
+        exclude_below(masks, quick, splits.zero_sorted, x);
+    }
+    if (splits.categorical[0] < splits.categorical[1]) {
+      const int32_t category = category_of(x);
+      const Node* nodes = quick.categorical.data();
+      const uint32_t* cats = quick.cats.data();
+      for (int64_t k = splits.categorical[0]; k < splits.categorical[1]; ++k) {
+        const uint64_t right = categorical_right(nodes[k], category, cats);
+        masks[exclusions[k].tree] &= exclusions[k].mask | (right - 1);
+      }
+    }
+  }
+  double sum = 0.0;
+  const double* values = quick.values.data();
+  const int64_t* offsets = quick.tree_values.data();
+  for (size_t t = 0; t < trees; ++t) sum += values[offsets[t] + __builtin_ctzll(masks[t])];
+  return sum;
+}
+
 enum Transform { kRaw = 0, kSigmoid = 1 };
+
+inline double transformed(int transform, double sigmoid, double raw) {
+  // LightGBM's BinaryLogloss / CrossEntropy::ConvertOutput (1.0f promotes to double)
+  return transform == kSigmoid ? 1.0f / (1.0f + std::exp(-sigmoid * raw)) : raw;
+}
 
 void predict_rows(const Forest& forest, const double* X, int64_t begin, int64_t end,
                   int transform, double sigmoid, double* out) {
   const int64_t F = forest.num_features;
+  if (forest.quick.usable) {
+    std::vector<uint64_t> masks(forest.trees.size() + 1);
+    std::vector<double> row(F);
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t f = 0; f < F; ++f) row[f] = zeroed(X[r * F + f]);
+      out[r] = transformed(transform, sigmoid, quick_score(forest, row.data(), masks.data()));
+    }
+    return;
+  }
   std::vector<double> rows(static_cast<size_t>(kBlockRows) * F);
   std::vector<int32_t> categories(static_cast<size_t>(kBlockRows) * F);
   double acc[kBlockRows];
@@ -377,11 +545,8 @@ void predict_rows(const Forest& forest, const double* X, int64_t begin, int64_t 
       else
         tree_values<false>(tree, rows.data(), categories.data(), count, F, acc);
     }
-    for (int64_t r = 0; r < count; ++r) {
-      const double raw = acc[r];
-      // LightGBM's BinaryLogloss / CrossEntropy::ConvertOutput (1.0f promotes to double)
-      out[start + r] = transform == kSigmoid ? 1.0f / (1.0f + std::exp(-sigmoid * raw)) : raw;
-    }
+    for (int64_t r = 0; r < count; ++r)
+      out[start + r] = transformed(transform, sigmoid, acc[r]);
   }
 }
 
@@ -518,21 +683,24 @@ void contrib_rows(const Forest& forest, const double* X, int64_t begin, int64_t 
 
 // ---------------------------------------------------------------- threads
 
+// Rows in chunks of `grain` handed out one at a time to `threads` threads (this one and
+// threads - 1 new ones), so that a thread the shared machine slows down holds up no other.
 template <typename Work>
-void run_parallel(int64_t n, int threads, int64_t min_rows_per_thread, Work work) {
-  int64_t useful = min_rows_per_thread > 0 ? n / min_rows_per_thread : n;
-  int count = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, useful)));
+void run_parallel(int64_t n, int threads, int64_t grain, Work work) {
+  const int64_t chunks = (n + grain - 1) / grain;
+  const int count = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, chunks)));
   if (count <= 1) {
     work(0, n);
     return;
   }
+  std::atomic<int64_t> next{0};
+  auto loop = [&] {
+    for (int64_t begin = next.fetch_add(grain); begin < n; begin = next.fetch_add(grain))
+      work(begin, std::min(n, begin + grain));
+  };
   std::vector<std::thread> pool;
-  const int64_t chunk = (n + count - 1) / count;
-  for (int k = 1; k < count; ++k) {
-    const int64_t b = std::min(n, k * chunk), e = std::min(n, (k + 1) * chunk);
-    pool.emplace_back([&, b, e] { work(b, e); });
-  }
-  work(0, std::min(n, chunk));
+  for (int k = 1; k < count; ++k) pool.emplace_back(loop);
+  loop();
   for (auto& thread : pool) thread.join();
 }
 
@@ -629,6 +797,7 @@ PyObject* py_build(PyObject*, PyObject* args) {
     PyErr_Format(PyExc_ValueError, "tree %s", error.what());
     return nullptr;
   }
+  build_quickscorer(*forest);
   return PyCapsule_New(forest, kCapsule, free_forest);
 }
 
@@ -657,7 +826,7 @@ PyObject* py_predict(PyObject*, PyObject* args) {
     return nullptr;
   }
   const int64_t rows = nx / F;
-  Py_BEGIN_ALLOW_THREADS run_parallel(rows, threads, 2048, [&](int64_t b, int64_t e) {
+  Py_BEGIN_ALLOW_THREADS run_parallel(rows, threads, 1024, [&](int64_t b, int64_t e) {
     predict_rows(*forest, X, b, e, transform, sigmoid, out);
   });
   Py_END_ALLOW_THREADS Py_RETURN_NONE;
@@ -681,7 +850,7 @@ PyObject* py_contributions(PyObject*, PyObject* args) {
     return nullptr;
   }
   const int64_t rows = nx / F;
-  Py_BEGIN_ALLOW_THREADS run_parallel(rows, threads, 8, [&](int64_t b, int64_t e) {
+  Py_BEGIN_ALLOW_THREADS run_parallel(rows, threads, 32, [&](int64_t b, int64_t e) {
     contrib_rows(*forest, X, b, e, out);
   });
   Py_END_ALLOW_THREADS Py_RETURN_NONE;

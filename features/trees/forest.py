@@ -40,8 +40,20 @@ TABLE_MAX_FEATURES = 10  # paths with more distinct features use the extend/unwi
 SIGMOID = 1
 
 
+_openmp: list[Any] = []
+
+
 def default_threads() -> int:
-    """The cores this process may run on (LightGBM's predict default is all of them)."""
+    """The threads LightGBM's predict would use by default: OpenMP's current maximum (so that
+    ``threadpool_limits(1, user_api="openmp")`` and ``OMP_NUM_THREADS`` hold here too), else
+    the cores this process may run on."""
+    if not _openmp:
+        from threadpoolctl import ThreadpoolController
+
+        _openmp.append(ThreadpoolController().select(user_api="openmp").lib_controllers)
+    counts = [controller.num_threads for controller in _openmp[0]]
+    if counts:
+        return max(1, min(counts))
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux

@@ -101,6 +101,9 @@ struct QuickScorer {
   std::vector<uint32_t> cats;        // their bitsets, all trees
   std::vector<int64_t> tree_values;  // offset of each tree's leaf values (left to right)
   std::vector<double> values;
+  std::vector<uint32_t> split_id;     // parallel to `exclusions`: the split's forest-wide number
+  std::vector<int64_t> tree_splits;   // forest-wide number of each tree's split 0
+  int64_t splits = 0;
 };
 
 struct Forest {
@@ -395,6 +398,11 @@ void build_quickscorer(Forest& forest) {
     Exclusion exclusion;
   };
   std::vector<Entry> entries;
+  for (const Tree& tree : forest.trees) {
+    quick.tree_splits.push_back(quick.splits);
+    quick.splits += tree.internal;
+  }
+  if (quick.splits >= (int64_t(1) << 32)) return;
   for (uint32_t t = 0; t < forest.trees.size(); ++t) {
     const Tree& tree = forest.trees[t];
     quick.tree_values.push_back(static_cast<int64_t>(quick.values.size()));
@@ -449,6 +457,8 @@ void build_quickscorer(Forest& forest) {
     range[entry.kind][1] = position + 1;
     quick.threshold.push_back(entry.threshold);
     quick.exclusions.push_back(entry.exclusion);
+    quick.split_id.push_back(
+        static_cast<uint32_t>(quick.tree_splits[entry.exclusion.tree] + entry.exclusion.split));
     Node split = forest.trees[entry.exclusion.tree].nodes[entry.exclusion.split];
     if (entry.kind == 4) {
       const std::vector<uint32_t>& words = forest.trees[entry.exclusion.tree].cats;
@@ -508,6 +518,40 @@ double quick_score(const Forest& forest, const double* row, uint64_t* masks) {
   const int64_t* offsets = quick.tree_values.data();
   for (size_t t = 0; t < trees; ++t) sum += values[offsets[t] + __builtin_ctzll(masks[t])];
   return sum;
+}
+
+// For contributions: which splits of the whole forest send a zeroed row right, one bit each,
+// from the same feature-ordered lists as quick_score (a visit per split that goes right).
+void split_decisions(const QuickScorer& quick, const double* row, int32_t num_features,
+                     uint64_t* right) {
+  std::fill(right, right + (quick.splits + 63) / 64, uint64_t(0));
+  const uint32_t* id = quick.split_id.data();
+  const double* threshold = quick.threshold.data();
+  auto set = [&](int64_t k) { right[id[k] >> 6] |= uint64_t(1) << (id[k] & 63); };
+  for (int32_t f = 0; f < num_features; ++f) {
+    const FeatureSplits& splits = quick.features[f];
+    const double x = row[f];
+    if (std::isnan(x)) {
+      for (int64_t k = splits.nan_right[0]; k < splits.nan_right[1]; ++k) set(k);
+    } else {
+      for (int64_t k = splits.sorted[0]; k < splits.sorted[1] && threshold[k] < x; ++k) set(k);
+      if (x == 0.0) {
+        for (int64_t k = splits.zero_right[0]; k < splits.zero_right[1]; ++k) set(k);
+      } else {
+        for (int64_t k = splits.zero_sorted[0]; k < splits.zero_sorted[1] && threshold[k] < x;
+             ++k)
+          set(k);
+      }
+    }
+    if (splits.categorical[0] < splits.categorical[1]) {
+      const int32_t category = category_of(x);
+      const Node* nodes = quick.categorical.data();
+      const uint32_t* cats = quick.cats.data();
+      for (int64_t k = splits.categorical[0]; k < splits.categorical[1]; ++k)
+        right[id[k] >> 6] |= static_cast<uint64_t>(categorical_right(nodes[k], category, cats))
+                             << (id[k] & 63);
+    }
+  }
 }
 
 enum Transform { kRaw = 0, kSigmoid = 1 };
@@ -620,20 +664,38 @@ inline void leaf_contributions(const Tree& tree, const LeafShap& leaf, uint64_t 
 
 // One row through one tree: the pass/fail mask of every leaf's path (one visit per node in
 // preorder, a stack of the right children's masks), then each leaf's table lookups.
+// Where a split sends the row: computed from the row, or read from split_decisions' bits.
 template <bool HasCategorical>
-void tree_contributions(const Tree& tree, const double* row, const int32_t* codes, double* phi,
-                        uint64_t* fails, uint64_t* pending) {
+struct FromRow {
+  const double* row;
+  const int32_t* codes;
+  const uint32_t* cats;
+  inline uint64_t operator()(const Node& node, int32_t) const {
+    const int32_t f = node.feature;
+    return static_cast<uint64_t>(decide_right<HasCategorical>(node, row[f], codes[f], cats));
+  }
+};
+
+struct FromBits {
+  const uint64_t* right;
+  int64_t first;  // the tree's split 0, forest-wide
+  inline uint64_t operator()(const Node&, int32_t index) const {
+    const int64_t id = first + index;
+    return (right[id >> 6] >> (id & 63)) & 1;
+  }
+};
+
+template <typename Decide>
+void tree_contributions(const Tree& tree, Decide decide, double* phi, uint64_t* fails,
+                        uint64_t* pending) {
   int top = 0;
   uint64_t fail = 0;
   const Node* nodes = tree.nodes.data();
-  const uint32_t* cats = tree.cats.data();
   const uint8_t* slot = tree.slot.data();
   const int32_t internal = tree.internal;
   for (const int32_t index : tree.preorder) {
     if (index < internal) {
-      const Node& node = nodes[index];
-      const int32_t f = node.feature;
-      const auto right = static_cast<uint64_t>(decide_right<HasCategorical>(node, row[f], codes[f], cats));
+      const uint64_t right = decide(nodes[index], index);
       const uint64_t bit = uint64_t(1) << slot[index];
       pending[top++] = fail | (bit & (right - 1));  // the right child's mask
       fail |= bit & (0 - right);                     // the left child's mask
@@ -643,19 +705,22 @@ void tree_contributions(const Tree& tree, const double* row, const int32_t* code
     }
   }
   const LeafShap* leaves = tree.leaves.data();
-  for (int32_t j = 0, n = internal + 1; j < n; ++j) leaf_contributions(tree, leaves[j], fails[j], phi);
+    for (int32_t j = 0; j <= internal; ++j) leaf_contributions(tree, leaves[j], fails[j], phi);
 }
 
 void contrib_rows(const Forest& forest, const double* X, int64_t begin, int64_t end,
                   double* out) {
   const int64_t F = forest.num_features;
-  constexpr int64_t kRows = 64;
+  constexpr int64_t kRows = 32;
+  const QuickScorer& quick = forest.quick;
   size_t most_leaves = 1, deepest = 1;
   for (const Tree& tree : forest.trees) {
     most_leaves = std::max(most_leaves, tree.leaves.size());
     deepest = std::max(deepest, static_cast<size_t>(tree.depth) + 1);
   }
+  const int64_t words = (quick.splits + 63) / 64;
   std::vector<uint64_t> fails(most_leaves), pending(deepest);
+  std::vector<uint64_t> right(quick.usable ? static_cast<size_t>(kRows * words) : 0);
   std::vector<double> rows(static_cast<size_t>(kRows) * F);
   std::vector<int32_t> codes(static_cast<size_t>(kRows) * F);
   for (int64_t start = begin; start < end; start += kRows) {
@@ -664,24 +729,29 @@ void contrib_rows(const Forest& forest, const double* X, int64_t begin, int64_t 
       rows[k] = zeroed(X[start * F + k]);
       codes[k] = category_of(rows[k]);
     }
+    if (quick.usable)
+      for (int64_t r = 0; r < count; ++r)
+        split_decisions(quick, &rows[r * F], forest.num_features, &right[r * words]);
     std::fill(out + start * (F + 1), out + (start + count) * (F + 1), 0.0);
-    for (const Tree& tree : forest.trees) {
+    for (size_t t = 0; t < forest.trees.size(); ++t) {
+      const Tree& tree = forest.trees[t];
       for (int64_t r = 0; r < count; ++r) {
         double* phi = out + (start + r) * (F + 1);
         phi[F] += tree.expected_value;
         if (tree.internal == 0) continue;
-        if (tree.has_categorical)
-          tree_contributions<true>(tree, &rows[r * F], &codes[r * F], phi, fails.data(),
-                                   pending.data());
+        if (quick.usable)
+          tree_contributions(tree, FromBits{&right[r * words], quick.tree_splits[t]}, phi,
+                             fails.data(), pending.data());
+        else if (tree.has_categorical)
+          tree_contributions(tree, FromRow<true>{&rows[r * F], &codes[r * F], tree.cats.data()},
+                             phi, fails.data(), pending.data());
         else
-          tree_contributions<false>(tree, &rows[r * F], &codes[r * F], phi, fails.data(),
-                                    pending.data());
+          tree_contributions(tree, FromRow<false>{&rows[r * F], &codes[r * F], tree.cats.data()},
+                             phi, fails.data(), pending.data());
       }
     }
   }
 }
-
-// ---------------------------------------------------------------- threads
 
 // Rows in chunks of `grain` handed out one at a time to `threads` threads (this one and
 // threads - 1 new ones), so that a thread the shared machine slows down holds up no other.

@@ -86,7 +86,7 @@ class ModelDump:
             return np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
 
         def joined(name: str, dtype: type) -> np.ndarray:
-            parts = [np.asarray(getattr(t, name), dtype=dtype) for t in trees]
+            parts: list[np.ndarray] = [np.asarray(getattr(t, name), dtype=dtype) for t in trees]
             return np.ascontiguousarray(np.concatenate(parts) if parts else np.empty(0, dtype))
 
         return (

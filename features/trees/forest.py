@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 try:
     from features.trees import _kernel
 except ImportError as error:  # pragma: no cover - only without a built extension
-    _kernel = None
+    _kernel = None  # type: ignore[assignment]
     _KERNEL_MISSING = f"the compiled kernel is not built ({error}); `pip install -e .` builds it"
 else:
     _KERNEL_MISSING = ""
@@ -48,7 +48,7 @@ def default_threads() -> int:
     ``threadpool_limits(1, user_api="openmp")`` and ``OMP_NUM_THREADS`` hold here too), else
     the cores this process may run on."""
     if not _openmp:
-        from threadpoolctl import ThreadpoolController
+        from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
         _openmp.append(ThreadpoolController().select(user_api="openmp").lib_controllers)
     counts = [controller.num_threads for controller in _openmp[0]]

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from features.model import CollectibilityModel
+from features.trees.dump import read_model_text
 from features.trees.forest import CompiledBooster
 from tests.features.tree_cases import (
     GENERATED_CATEGORICAL,
@@ -77,8 +78,6 @@ def test_compiled_booster_missing_types_present_in_generated_models():
     seen_missing = set()
     most_words = 0
     for variant in ("nan", "zero", "none"):
-        from features.trees.dump import read_model_text
-
         for tree in read_model_text(generated_booster(variant).model_to_string()).trees:
             numerical = (tree.decision_type & 1) == 0
             seen_missing |= set(((tree.decision_type[numerical] >> 2) & 3).tolist())
@@ -86,6 +85,14 @@ def test_compiled_booster_missing_types_present_in_generated_models():
                 most_words = max(most_words, int(np.diff(tree.cat_boundaries).max()))
     assert seen_missing == {0, 1, 2}
     assert most_words >= 2
+
+
+def test_compiled_booster_trees_of_more_than_64_leaves_equal_lightgbm():
+    """Past 64 leaves the kernels walk each tree instead of using leaf bitmasks."""
+    booster = generated_booster("wide", "binary")
+    assert max(t.num_leaves for t in read_model_text(booster.model_to_string()).trees) > 64
+    X = hard_rows(booster, generated_rows(5_000, seed=27), GENERATED_CATEGORICAL, 20_000, seed=28)
+    assert_equal_to_lightgbm(booster, X)
 
 
 @cache

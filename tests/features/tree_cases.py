@@ -55,7 +55,8 @@ def _label(X: np.ndarray, seed: int) -> np.ndarray:
 
 @cache
 def generated_booster(variant: str, objective: str = "binary") -> lightgbm.Booster:
-    """A small booster on generated rows; ``variant`` is ``nan``, ``zero``, ``none`` or ``deep``."""
+    """A small booster on generated rows; ``variant`` is ``nan``, ``zero``, ``none``, ``deep``
+    or ``wide``."""
     X = generated_rows(6_000, seed=11)
     signal = _label(X, seed=12)
     if objective == "binary":
@@ -85,6 +86,9 @@ def generated_booster(variant: str, objective: str = "binary") -> lightgbm.Boost
     elif variant == "deep":
         params |= {"num_leaves": 60, "max_depth": -1, "min_data_in_leaf": 2, "lambda_l2": 0.0}
         rounds = 6
+    elif variant == "wide":  # more than 64 leaves: no leaf bitmasks, the trees are walked
+        params |= {"num_leaves": 100, "max_depth": -1, "min_data_in_leaf": 2, "lambda_l2": 0.0}
+        rounds = 4
     data = lightgbm.Dataset(X, label=y, categorical_feature=list(GENERATED_CATEGORICAL))
     booster = lightgbm.train(params, data, num_boost_round=rounds)
     return lightgbm.Booster(model_str=booster.model_to_string())

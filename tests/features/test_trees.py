@@ -117,7 +117,7 @@ def demo_like_model() -> tuple[CollectibilityModel, np.ndarray]:
         )
         params = config.lightgbm.booster_params(objective, config.seed)
         params["min_data_in_leaf"] = 40  # the small history has few rows per leaf
-        return lightgbm.train(params, data, num_boost_round=12)
+        return lightgbm.train(params, data, num_boost_round=8)
 
     model = CollectibilityModel(
         small.pipeline,

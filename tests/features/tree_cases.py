@@ -78,7 +78,7 @@ def generated_booster(variant: str, objective: str = "binary") -> lightgbm.Boost
         "num_threads": 1,
         "seed": 5,
     }
-    rounds = 12
+    rounds = 8
     if variant == "zero":
         params["zero_as_missing"] = True
     elif variant == "none":

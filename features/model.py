@@ -27,6 +27,7 @@ import pandas as pd
 from features import FEATURE_SET_VERSION
 from features.errors import ArscoreError
 from features.pipeline import FeaturePipeline
+from features.trees.forest import CompiledBooster
 
 MODEL_FORMAT_VERSION = 1
 CLASSIFIER_FILE = "classifier.txt"
@@ -185,13 +186,38 @@ class CollectibilityModel:
         """The float64 feature matrix of snapshot rows."""
         return self.pipeline.transform(snapshots)
 
-    def probability(self, X: np.ndarray) -> np.ndarray:
-        """Calibrated probability that the balance is collected within the horizon."""
-        return self.calibrator.transform(np.asarray(self.booster.predict(X)))
+    def compiled_boosters(self) -> tuple[CompiledBooster, CompiledBooster]:
+        """The classifier and the recovery booster through features.trees' compiled kernels
+        (equal to LightGBM's predict and pred_contrib), built on first use and kept; rebuilt if
+        a booster was replaced."""
+        cached = self.__dict__.get("_compiled")
+        if (
+            cached is None
+            or cached[0].booster is not self.booster
+            or cached[1].booster is not self.recovery_booster
+        ):
+            cached = (
+                CompiledBooster(self.booster, "classifier"),
+                CompiledBooster(self.recovery_booster, "recovery booster"),
+            )
+            self.__dict__["_compiled"] = cached
+        return cached
 
-    def raw_score(self, X: np.ndarray) -> np.ndarray:
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the built kernels (rebuilt on first use where it is unpickled)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_compiled"}
+
+    def probability(self, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+        """Calibrated probability that the balance is collected within the horizon."""
+        return self.calibrator.transform(self.compiled_boosters()[0].predict(X, False, num_threads))
+
+    def raw_score(self, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
         """The classifier's raw margin (log-odds before calibration)."""
-        return np.asarray(self.booster.predict(X, raw_score=True))
+        return self.compiled_boosters()[0].predict(X, raw_score=True, num_threads=num_threads)
+
+    def recovery_fraction(self, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+        """The recovery booster's expected recovered fraction, clipped to [0, 1]."""
+        return np.clip(self.compiled_boosters()[1].predict(X, False, num_threads), 0.0, 1.0)
 
     def expected_recovery(self, snapshots: pd.DataFrame, X: np.ndarray) -> np.ndarray:
         """Expected dollars recovered within the horizon: collectible balance x fraction."""
@@ -200,12 +226,12 @@ class CollectibilityModel:
         balance = pd.to_numeric(snapshots["collectible_balance"]).to_numpy(
             dtype=np.float64, na_value=np.nan
         )
-        fraction = np.clip(np.asarray(self.recovery_booster.predict(X)), 0.0, 1.0)
-        return np.clip(balance, 0.0, None) * fraction
+        return np.clip(balance, 0.0, None) * self.recovery_fraction(X)
 
-    def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Exact per-feature contributions to the raw margin (TreeSHAP); last column is the bias."""
-        return np.asarray(self.booster.predict(X, pred_contrib=True))
+    def contributions(self, X: np.ndarray, num_threads: int | None = None) -> np.ndarray:
+        """Exact per-feature contributions to the raw margin (TreeSHAP, equal to LightGBM's
+        ``pred_contrib``); last column is the bias."""
+        return self.compiled_boosters()[0].contributions(X, num_threads=num_threads)
 
     def score(self, snapshots: pd.DataFrame) -> pd.DataFrame:
         """One row per snapshot row: claim_id, probability_collected, expected_recovery."""
@@ -255,13 +281,15 @@ class CollectibilityModel:
         # The pipeline file is written by training and pinned by artifact_sha256; load models
         # only from a registry you trust (unpickling runs code).
         pipeline = pickle.loads((directory / PIPELINE_FILE).read_bytes())  # noqa: S301
-        return cls(
+        model = cls(
             pipeline=pipeline,
             booster=_read_booster(directory / CLASSIFIER_FILE),
             calibrator=calibrator,
             recovery_booster=_read_booster(directory / RECOVERY_FILE),
             metadata=metadata,
         )
+        model.compiled_boosters()  # built here, not in the first request after a (re)load
+        return model
 
 
 def _to_json(data: dict[str, Any]) -> str:

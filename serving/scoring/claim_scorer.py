@@ -153,17 +153,16 @@ class ClaimScorer:
 
     def probability(self, X: np.ndarray) -> np.ndarray:
         """``CollectibilityModel.probability`` on one thread per request (see class doc)."""
-        raw = np.asarray(self.model.booster.predict(X, num_threads=1), dtype=np.float64)
-        return self.model.calibrator.transform(raw)
+        return self.model.probability(X, num_threads=1)
 
     def expected_recovery(self, balances: Sequence[float], X: np.ndarray) -> np.ndarray:
         """``CollectibilityModel.expected_recovery`` from the balances, without a DataFrame."""
-        fraction = np.clip(self.model.recovery_booster.predict(X, num_threads=1), 0.0, 1.0)
+        fraction = self.model.recovery_fraction(X, num_threads=1)
         return np.clip(np.asarray(balances, dtype=np.float64), 0.0, None) * fraction
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """``CollectibilityModel.contributions`` (TreeSHAP on the raw margin), one thread."""
-        return np.asarray(self.model.booster.predict(X, pred_contrib=True, num_threads=1))
+        return self.model.contributions(X, num_threads=1)
 
     def _scored(
         self,

@@ -76,11 +76,11 @@ class NotScorable(ArscoreError):
 class ClaimScorer:
     """Scores items with one loaded model; immutable, shared by concurrent requests.
 
-    The boosters are called with ``num_threads=1``: requests run in parallel threads (LightGBM
-    releases the GIL), and OpenMP threads per call only contend with them (a one-row TreeSHAP
-    took 0.9 ms on one thread, 4.8 ms on two of two busy cores). ``CollectibilityModel`` takes
-    no thread count, so its three one-line formulas are repeated here; the app tests check
-    the result against ``CollectibilityModel.score``.
+    The model is called with ``num_threads=1``: requests run in parallel threads (the compiled
+    kernels of ``features.trees`` and LightGBM's fallback release the GIL), and more threads per
+    call only contend with them. ``expected_recovery`` takes the collectible balances as a list,
+    without the DataFrame ``CollectibilityModel.expected_recovery`` reads them from; the app
+    tests check the result against ``CollectibilityModel.score``.
     """
 
     def __init__(

@@ -15,6 +15,7 @@ from arscore import (
     commands_import,
     commands_models,
     commands_serve,
+    commands_users,
     commands_worklist,
 )
 from features.errors import ArscoreError
@@ -34,6 +35,7 @@ for _commands in (
     commands_batch,
     commands_serve,
     commands_worklist,
+    commands_users,
     commands_audit,
     commands_forecast,
 ):

@@ -1,4 +1,4 @@
-"""``arscore keys ...`` and ``arscore audit ...``: API keys and the compliance record."""
+"""``arscore audit ...``: the compliance record (users and keys: ``arscore.commands_users``)."""
 
 from __future__ import annotations
 
@@ -8,19 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from arscore.database import migrated_engine
 from features.errors import ArscoreError
-from serving.access.keys import ROLES, KeyStore
 from serving.audit.records import AuditError
 from serving.audit.store import AuditStore
 from serving.settings import get_settings
 
-keys_app = typer.Typer(
-    help="API keys: create (token shown once), list, revoke.", no_args_is_help=True
-)
 audit_app = typer.Typer(help="The audit trail: verify, export, purge.", no_args_is_help=True)
 
 
@@ -30,8 +24,7 @@ class ExportFormat(StrEnum):
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``keys`` and ``audit`` command groups to the arscore CLI."""
-    app.add_typer(keys_app, name="keys")
+    """Add the ``audit`` command group to the arscore CLI."""
     app.add_typer(audit_app, name="audit")
 
 
@@ -45,48 +38,6 @@ def _parse_date(value: str) -> date:
         return date.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"expected an ISO date YYYY-MM-DD, got {value!r}") from None
-
-
-@keys_app.command("create")
-def keys_create(
-    role: Annotated[str, typer.Option(help=f"one of {', '.join(ROLES)}")],
-    label: Annotated[str, typer.Option(help="who or what the key is for")] = "",
-) -> None:
-    """Create an API key and print its token (shown only this once)."""
-    if role not in ROLES:
-        raise _fail(f"unknown role '{role}': expected one of {', '.join(ROLES)}")
-    with migrated_engine() as engine:
-        key_id, token = KeyStore(engine).create(role, label)
-    typer.echo(f"key_id: {key_id}")
-    typer.echo(f"role:   {role}")
-    typer.echo(f"token:  {token}")
-    typer.echo(
-        "Store the token now: it is kept only as a hash and cannot be shown again.", err=True
-    )
-
-
-@keys_app.command("list")
-def keys_list() -> None:
-    """List API keys (never their tokens)."""
-    with migrated_engine() as engine:
-        keys = KeyStore(engine).list()
-    table = Table("key_id", "role", "label", "created_at", "status")
-    for key in keys:
-        status = f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active"
-        table.add_row(key.key_id, key.role, key.label, f"{key.created_at:%Y-%m-%d %H:%M}", status)
-    Console(width=120).print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="the key_id shown by `keys list`")],
-) -> None:
-    """Revoke an API key (other server workers stop accepting it within a minute)."""
-    with migrated_engine() as engine:
-        revoked = KeyStore(engine).revoke(key_id)
-    if not revoked:
-        raise _fail(f"no active key with key_id '{key_id}'")
-    typer.echo(f"revoked {key_id}")
 
 
 @audit_app.command("verify")

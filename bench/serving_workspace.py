@@ -109,7 +109,8 @@ def build_workspace(workspace: Workspace) -> None:
 
 def scorer_token(workspace: Workspace) -> str:
     """A new scorer API key's token (`arscore keys create`, as scripts/demo_serve.sh does)."""
-    output = run_cli(workspace, "arscore", "keys", "create", "--role", "scorer", "--label", "bench")
+    command = ("keys", "create", "--system", "bench", "--role", "scorer", "--label", "bench")
+    output = run_cli(workspace, "arscore", *command)
     return next(line.split()[1] for line in output.splitlines() if line.startswith("token:"))
 
 

@@ -95,6 +95,7 @@ def test_cli_every_subcommand_has_help():
         "load",
         "rescore",
         "writeoffs",
+        "users",
         "keys",
         "audit",
     )

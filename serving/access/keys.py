@@ -1,10 +1,15 @@
-"""API keys: who may call the server, in which role.
+"""API keys: who may call the server, in which role, on whose behalf.
 
-A token is ``ars_<key_id>_<secret>``; only its sha256 is stored. A verified token is kept in a
+A key is issued to a user (``serving.access.users``: it acts in the user's role, and stops working
+when the user is disabled) or to a system integration (an RCM system, named; the key has its own
+role). Keys created before users existed belong to no one: they keep working, their records name
+only the key, and they cannot approve (an approval is a person's). A token is
+``ars_<key_id>_<secret>``; only its sha256 is stored. A verified token is kept in a
 small in-process LRU cache so a request costs no database round-trip after the first. Because
 several worker processes each hold a cache, a revocation made elsewhere takes effect in a process
 once its cache entry is older than ``cache_ttl_seconds`` (60 s by default); a revocation through
-the same KeyStore takes effect at once.
+the same KeyStore takes effect at once. Disabling a user (``arscore users disable``) reaches a
+running server the same way.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from features.errors import ArscoreError
+from serving.access.users import ROLES, UserError, check_name, check_role, users
 from serving.store.engine import write_transaction
 
-ROLES = ("scorer", "collector", "auditor", "admin", "approver")
 ADMIN = "admin"
 TOKEN_PREFIX = "ars"
 KEY_ID_BYTES = 8
@@ -43,6 +48,8 @@ api_keys = sa.Table(
     sa.Column("token_sha256", sa.String(64)),
     sa.Column("created_at", sa.DateTime(timezone=True)),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("username", sa.String(64)),
+    sa.Column("system_name", sa.String(64)),
 )
 
 
@@ -60,10 +67,22 @@ class RoleForbidden(AccessDenied):
 
 @dataclass(frozen=True)
 class Principal:
-    """The caller behind a verified token."""
+    """The caller behind a verified token: the key, its role, and the user or the system it was
+    issued to (neither for a key made before users existed)."""
 
     key_id: str
     role: str
+    user: str | None = None
+    system: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """Who this is, as one text: ``user:NAME``, ``system:NAME`` or ``key:KEY_ID``."""
+        if self.user is not None:
+            return f"user:{self.user}"
+        if self.system is not None:
+            return f"system:{self.system}"
+        return f"key:{self.key_id}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,8 @@ class ApiKeyInfo:
     label: str
     created_at: datetime
     revoked_at: datetime | None
+    user: str | None = None
+    system: str | None = None
 
 
 def token_sha256(token: str) -> str:
@@ -129,13 +150,31 @@ class KeyStore:
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def create(self, role: str, label: str = "") -> tuple[str, str]:
-        """A new key of ``role``: returns (key_id, token); the token is shown only this once."""
-        if role not in ROLES:
-            raise ArscoreError(f"unknown role '{role}': expected one of {', '.join(ROLES)}")
+    def create(
+        self,
+        role: str | None = None,
+        label: str = "",
+        *,
+        user: str | None = None,
+        system: str | None = None,
+    ) -> tuple[str, str]:
+        """A new key: returns (key_id, token); the token is shown only this once.
+
+        ``user``: issued to that active user, in the user's role (``role`` may be left out, or
+        must be the user's). ``system``: issued to that integration, in ``role``. Neither: a key
+        of no one, as keys were before users (``arscore keys create`` always names an owner)."""
+        if user is not None and system is not None:
+            raise ArscoreError("a key is issued to a user or to a system, not both")
+        if system is not None:
+            check_name(system, "system name")
         key_id = secrets.token_hex(KEY_ID_BYTES)
         token = f"{TOKEN_PREFIX}_{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
         with write_transaction(self.engine) as connection:
+            if user is not None:
+                role = self._user_role(connection, user, role)
+            if role is None:
+                raise ArscoreError(f"a key needs a role: one of {', '.join(ROLES)}")
+            check_role(role)
             connection.execute(
                 sa.insert(api_keys).values(
                     key_id=key_id,
@@ -143,9 +182,29 @@ class KeyStore:
                     label=label,
                     token_sha256=token_sha256(token),
                     created_at=self.clock(),
+                    username=user,
+                    system_name=system,
                 )
             )
         return key_id, token
+
+    @staticmethod
+    def _user_role(connection: sa.Connection, username: str, role: str | None) -> str:
+        """The role a key of this user gets: the user's; UserError if the user is unknown or
+        disabled, or ``role`` names another role."""
+        found = connection.execute(
+            sa.select(users.c.role, users.c.active).where(users.c.username == username)
+        ).first()
+        if found is None:
+            raise UserError(f"no user '{username}': create it first (arscore users create)")
+        if not found.active:
+            raise UserError(f"user '{username}' is disabled: no new keys")
+        if role is not None and role != found.role:
+            raise UserError(
+                f"user '{username}' has the role '{found.role}': a key of theirs acts in it, "
+                f"not in '{role}'"
+            )
+        return str(found.role)
 
     def authenticate(self, token: str | None) -> Principal | None:
         """The principal of a valid, unrevoked token; None for anything else."""
@@ -158,17 +217,29 @@ class KeyStore:
         cached = self._cached(digest)
         if cached is not None:
             return cached
+        query = (
+            sa.select(
+                api_keys.c.role,
+                api_keys.c.token_sha256,
+                api_keys.c.revoked_at,
+                api_keys.c.username,
+                api_keys.c.system_name,
+                users.c.role.label("user_role"),
+                users.c.active,
+            )
+            .select_from(api_keys.outerjoin(users, users.c.username == api_keys.c.username))
+            .where(api_keys.c.key_id == key_id)
+        )
         with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(api_keys.c.role, api_keys.c.token_sha256, api_keys.c.revoked_at).where(
-                    api_keys.c.key_id == key_id
-                )
-            ).first()
+            row = connection.execute(query).first()
         if row is None or row.revoked_at is not None:
             return None
+        if row.username is not None and not row.active:
+            return None  # a disabled (or, by a hand edit, missing) user's key
         if not hmac.compare_digest(row.token_sha256.encode("ascii"), digest.encode("ascii")):
             return None
-        principal = Principal(key_id=key_id, role=row.role)
+        role = row.role if row.username is None else row.user_role
+        principal = Principal(key_id, role, row.username, row.system_name)
         self._remember(digest, principal)
         return principal
 
@@ -199,10 +270,17 @@ class KeyStore:
                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=self.clock())
             ).rowcount
-        with self._lock:
-            for digest in [d for d, (p, _) in self._cache.items() if p.key_id == key_id]:
-                del self._cache[digest]
+        self._forget(lambda principal: principal.key_id == key_id)
         return bool(revoked)
+
+    def forget_user(self, username: str) -> None:
+        """Drop the cached keys of a user (just disabled) so this process stops them at once."""
+        self._forget(lambda principal: principal.user == username)
+
+    def _forget(self, matches: Callable[[Principal], bool]) -> None:
+        with self._lock:
+            for digest in [d for d, (p, _) in self._cache.items() if matches(p)]:
+                del self._cache[digest]
 
     def list(self) -> list[ApiKeyInfo]:
         """Every key, oldest first, without tokens."""
@@ -212,6 +290,8 @@ class KeyStore:
             api_keys.c.label,
             api_keys.c.created_at,
             api_keys.c.revoked_at,
+            api_keys.c.username,
+            api_keys.c.system_name,
         ).order_by(api_keys.c.created_at, api_keys.c.key_id)
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
@@ -222,6 +302,8 @@ class KeyStore:
                 label=row.label,
                 created_at=_as_utc(row.created_at) or row.created_at,
                 revoked_at=_as_utc(row.revoked_at),
+                user=row.username,
+                system=row.system_name,
             )
             for row in rows
         ]

@@ -2,6 +2,12 @@
 
 Every record carries ``record_hash = sha256(canonical JSON of all its fields, prev_hash and seq
 included)`` and the hash of the record before it (``GENESIS_HASH`` for the first).
+
+Fields added to records after the first trails were written (``ADDED_FIELDS``: the user or the
+system behind the requester's key) enter the hashed JSON only when they hold a value. A record
+written before they existed has them empty, so its hash is computed over exactly the fields it
+was written with and still verifies; a record written since with a user has the user under its
+hash, so removing or changing the name breaks the chain like any other alteration.
 """
 
 from __future__ import annotations
@@ -54,7 +60,8 @@ class AuditChainBroken(AuditError):
 
 @dataclass(frozen=True)
 class AuditEntry:
-    """What a caller records: who asked, which model and policy, which account, what was seen."""
+    """What a caller records: who asked (the key, its role, and the user or system it was issued
+    to), which model and policy, which account, what was seen."""
 
     kind: str
     requester_key_id: str | None
@@ -66,6 +73,8 @@ class AuditEntry:
     claim_id: str | None
     payload: dict[str, Any]
     score_id: str | None = None
+    requester_user: str | None = None
+    requester_system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,8 @@ class AuditRecord:
     payload: dict[str, Any]
     prev_hash: str
     record_hash: str
+    requester_user: str | None = None
+    requester_system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,10 @@ class VerifyReport:
 
 
 HASHED_FIELDS = tuple(f.name for f in fields(AuditRecord) if f.name != "record_hash")
+
+
+ADDED_FIELDS = ("requester_user", "requester_system")
+"""Hashed only when not None (see the module docstring): records older than them verify."""
 
 
 EXPORT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
@@ -151,6 +166,9 @@ def _chained_hash(record: dict[str, Any], created_at: str, payload_text: bytes) 
     """``record_hash`` with the payload's canonical text given (an append makes it once) and
     embedded as is: the canonical JSON of the record has the payload's own canonical text."""
     hashed = dict(zip(HASHED_FIELDS, _hashed_values(record), strict=True))
+    for name in ADDED_FIELDS:
+        if hashed[name] is None:
+            del hashed[name]
     hashed["created_at"] = created_at
     hashed["payload"] = orjson.Fragment(payload_text)
     return sha256_hex(orjson.dumps(hashed, option=_CANONICAL_OPTIONS))

@@ -98,6 +98,8 @@ def _prepared(entry: AuditEntry, index: int, fresh_id: str) -> dict[str, Any]:
         "model_sha256": entry.model_sha256,
         "policy_version": entry.policy_version,
         "claim_id": entry.claim_id,
+        "requester_user": entry.requester_user,
+        "requester_system": entry.requester_system,
         "payload_text": payload_text,
     }
 
@@ -161,6 +163,19 @@ class AuditStore:
     def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         """Record entries in one transaction, all or nothing; AuditUnavailable if the DB fails."""
         return [_appended(row) for row in self._append(entries)]
+
+    def append_in(self, connection: Connection, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Record entries inside the caller's write transaction (``write_transaction``), so that
+        they commit, or not, together with the caller's own rows: an action's record and its
+        index row, say. Not group-committed; the chain head stays locked until that commit."""
+        fresh = new_score_ids(len(entries))
+        prepared = [_prepared(entry, i, fresh[i]) for i, entry in enumerate(entries)]
+        score_ids = [p["score_id"] for p in prepared]
+        if len(set(score_ids)) != len(score_ids):
+            raise DuplicateScoreId("the same score_id appears twice in one batch")
+        if not prepared:
+            return []
+        return [_appended(row) for row in self._append_locked(connection, prepared)]
 
     def append_ids(self, entries: Sequence[AuditEntry]) -> list[str]:
         """``append``, returning only the score_ids in order: a batch of scores needs no more,

@@ -33,6 +33,8 @@ audit_records = sa.Table(
     sa.Column("payload", sa.Text),
     sa.Column("prev_hash", sa.String(64)),
     sa.Column("record_hash", sa.String(64)),
+    sa.Column("requester_user", sa.String(64)),
+    sa.Column("requester_system", sa.String(64)),
 )
 
 

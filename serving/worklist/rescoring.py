@@ -208,6 +208,8 @@ def _audit_entry(
         kind=SCORE_KIND,
         requester_key_id=None if requester is None else requester.key_id,
         requester_role=None if requester is None else requester.role,
+        requester_user=None if requester is None else requester.user,
+        requester_system=None if requester is None else requester.system,
         model_name=row.model_name,
         model_version=row.model_version,
         model_sha256=row.model_sha256,

@@ -40,6 +40,8 @@ def read_audit_record(
                 kind=READ_KIND,
                 requester_key_id=principal.key_id,
                 requester_role=principal.role,
+                requester_user=principal.user,
+                requester_system=principal.system,
                 model_name=None,
                 model_version=None,
                 model_sha256=None,

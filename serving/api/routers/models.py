@@ -72,6 +72,8 @@ def reload_model(
                     kind=RELOAD_KIND,
                     requester_key_id=principal.key_id,
                     requester_role=principal.role,
+                    requester_user=principal.user,
+                    requester_system=principal.system,
                     model_name=after.name,
                     model_version=after.version,
                     model_sha256=after.sha256,

@@ -170,6 +170,8 @@ def audit_entry(
         kind=SCORE_KIND,
         requester_key_id=principal.key_id,
         requester_role=principal.role,
+        requester_user=principal.user,
+        requester_system=principal.system,
         model_name=loaded.name,
         model_version=loaded.version,
         model_sha256=loaded.sha256,

@@ -11,7 +11,7 @@ import typer
 from sqlalchemy.exc import IntegrityError
 from typer.testing import CliRunner
 
-from arscore.commands_audit import register
+from arscore.commands_users import register
 from features.errors import ArscoreError
 from serving.access.keys import (
     ROLES,
@@ -200,11 +200,13 @@ def cli(db_url, monkeypatch):
 
 
 def test_cli_keys_create_list_revoke_round_trip(cli, db_engine):
-    created = cli("keys", "create", "--role", "auditor", "--label", "compliance team")
+    created = cli(
+        "keys", "create", "--system", "exports", "--role", "auditor", "--label", "compliance team"
+    )
     token = re.search(r"token:\s+(\S+)", created.output).group(1)
     key_id = re.search(r"key_id:\s+(\S+)", created.output).group(1)
     store = KeyStore(db_engine)
-    assert store.authenticate(token) == Principal(key_id, "auditor")
+    assert store.authenticate(token) == Principal(key_id, "auditor", system="exports")
 
     listed = cli("keys", "list")
     revoked = cli("keys", "revoke", key_id)
@@ -212,13 +214,14 @@ def test_cli_keys_create_list_revoke_round_trip(cli, db_engine):
 
     assert created.exit_code == listed.exit_code == revoked.exit_code == 0
     assert key_id in listed.output and "auditor" in listed.output
+    assert "system exports" in listed.output
     assert token.split("_", 2)[2] not in listed.output
     assert KeyStore(db_engine).authenticate(token) is None
     assert again.exit_code == 1 and "no active key" in again.output
 
 
 def test_cli_keys_create_unknown_role_exits_1(cli, db_engine):
-    result = cli("keys", "create", "--role", "root")
+    result = cli("keys", "create", "--system", "exports", "--role", "root")
 
     assert result.exit_code == 1
     assert "unknown role" in result.output

@@ -191,7 +191,7 @@ def test_append_on_sqlite_runs_one_multirow_insert_per_500_rows(tmp_path, n):
 
 def test_append_on_sqlite_keeps_within_the_builds_variable_limit(tmp_path):
     """A SQLite build that binds fewer variables per statement gets fewer rows per INSERT
-    (14 columns, a limit of 30: two rows per statement)."""
+    (16 columns, a limit of 35: two rows per statement)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     upgrade(engine)
     store = AuditStore(engine)
@@ -199,7 +199,7 @@ def test_append_on_sqlite_keeps_within_the_builds_variable_limit(tmp_path):
 
     @sa.event.listens_for(engine, "connect")
     def _small_limit(dbapi_connection, _record):
-        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 30)
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 35)
 
     records = appended(store, 5)
 
@@ -401,7 +401,15 @@ def test_guard_update_and_delete_through_sql_refused(db_engine):
 def test_audit_store_public_api_has_no_update_or_delete():
     public = {name for name in dir(AuditStore) if not name.startswith("_")}
 
-    assert public == {"append", "append_ids", "get", "verify", "export", "purge_expired"}
+    assert public == {
+        "append",
+        "append_ids",
+        "append_in",
+        "get",
+        "verify",
+        "export",
+        "purge_expired",
+    }
 
 
 # --- concurrency -----------------------------------------------------------------------------

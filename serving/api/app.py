@@ -31,7 +31,16 @@ from serving.access.keys import KeyStore
 from serving.api.json_logs import exception_site
 from serving.api.metrics import Metrics, MetricsMiddleware
 from serving.api.model_sync import ModelWatcher, install, load_configured, published_generation
-from serving.api.routers import accounts, audit, health, history, models, scores, worklist
+from serving.api.routers import (
+    accounts,
+    approvals,
+    audit,
+    health,
+    history,
+    models,
+    scores,
+    worklist,
+)
 from serving.api.schemas import ProblemOut, ScoreRequest, openapi_components
 from serving.audit.records import AuditUnavailable
 from serving.audit.store import AuditStore
@@ -204,7 +213,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for unavailable in (AuditUnavailable, HistoryStoreUnavailable, SQLAlchemyError):
         app.add_exception_handler(unavailable, store_unavailable)
     app.add_exception_handler(Exception, unexpected_error)
-    routers = (scores, history, models, audit, health, worklist, accounts)
+    routers = (scores, history, models, audit, health, worklist, accounts, approvals)
     for module in routers:
         app.include_router(module.router)
     _document_raw_bodies(app, ScoreRequest)

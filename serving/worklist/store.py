@@ -6,7 +6,8 @@ policy read (so an action can be checked against the same rules later). A page o
 is ordered by expected net recovery per touch (``priority_cents``: the recommendation's expected
 net recovery divided by the touches its action takes, in cents; 0 for actions that recover
 nothing, such as a write-off or a refund review), then by claim_id. It leaves out accounts on
-hold, accounts acted on within the cool-off period, and accounts already written off here.
+hold, accounts acted on within the cool-off period, accounts already written off here and
+accounts with a write-off waiting for an approver (``write_off_requests``).
 A capacity in touches per day cuts the ordering into today's queue (the first ``capacity``
 accounts: one touch each today) and the rest, which waits.
 
@@ -25,7 +26,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from features.errors import ArscoreError
 from features.money import dollars
@@ -101,6 +102,42 @@ account_actions = sa.Table(
     sa.Column("model_version", sa.String),
     sa.Column("policy_version", sa.String),
     sa.Column("probability_collected", sa.Float),
+    sa.Column("collector_user", sa.String(64)),
+    sa.Column("collector_system", sa.String(64)),
+    sa.Column("approver_user", sa.String(64)),
+    sa.Column("write_off_request_id", sa.String(64)),
+)
+PENDING, APPROVED, REJECTED = "pending", "approved", "rejected"
+REQUEST_STATUSES = (PENDING, APPROVED, REJECTED)
+write_off_requests = sa.Table(  # serving.worklist.approvals
+    "write_off_requests",
+    _metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(32)),
+    sa.Column("claim_id", sa.String),
+    sa.Column("status", sa.String(16)),
+    sa.Column("requested_on", sa.Date),
+    sa.Column("requested_at", sa.DateTime(timezone=True)),
+    sa.Column("requester_key_id", sa.String(64)),
+    sa.Column("requester_role", sa.String(16)),
+    sa.Column("requester_user", sa.String(64)),
+    sa.Column("requester_system", sa.String(64)),
+    sa.Column("category", sa.String(32)),
+    sa.Column("amount_cents", sa.BigInteger),
+    sa.Column("carc_code", sa.String(16)),
+    sa.Column("note", sa.Text),
+    sa.Column("override", sa.Boolean),
+    sa.Column("override_reason", sa.Text),
+    sa.Column("score_id", sa.String(64)),
+    sa.Column("recommended_action", sa.String(32)),
+    sa.Column("written_off_before_cents", sa.BigInteger),
+    sa.Column("still_open_cents", sa.BigInteger),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("decided_by_key_id", sa.String(64)),
+    sa.Column("decided_by_role", sa.String(16)),
+    sa.Column("decided_by_user", sa.String(64)),
+    sa.Column("decision_note", sa.Text),
+    sa.Column("action_id", sa.String(64)),
 )
 
 
@@ -213,6 +250,15 @@ def _row(record: Any) -> WorklistRow:
     return WorklistRow(**values)
 
 
+def stored_account(connection: Connection, claim_id: str) -> WorklistRow | None:
+    """The stored account of a claim read on ``connection`` (inside a caller's transaction), or
+    None when the last rescore found no open balance."""
+    found = connection.execute(
+        sa.select(worklist_accounts).where(worklist_accounts.c.claim_id == claim_id)
+    ).first()
+    return None if found is None else _row(found)
+
+
 class WorklistStore:
     """The stored worklist and the actions recorded on it, on SQLite or PostgreSQL."""
 
@@ -241,10 +287,7 @@ class WorklistStore:
     def account(self, claim_id: str) -> WorklistRow | None:
         """The stored account of a claim, or None when it has no open balance here."""
         with self.engine.connect() as connection:
-            found = connection.execute(
-                sa.select(worklist_accounts).where(worklist_accounts.c.claim_id == claim_id)
-            ).first()
-        return None if found is None else _row(found)
+            return stored_account(connection, claim_id)
 
     def _eligible(self, team: TeamFilter | None, today: date, cool_off_days: int) -> Any:
         """The WHERE clause of accounts a collector may work today."""
@@ -255,7 +298,9 @@ class WorklistStore:
             .where(a.c.claim_id == w.c.claim_id)
             .where(sa.or_(a.c.acted_on > since, a.c.action == WRITE_OFF))
         )
-        clauses = [w.c.on_hold.is_(False), ~sa.exists(recent)]
+        r = write_off_requests
+        pending = sa.select(r.c.claim_id).where(r.c.claim_id == w.c.claim_id, r.c.status == PENDING)
+        clauses = [w.c.on_hold.is_(False), ~sa.exists(recent), ~sa.exists(pending)]
         if team is not None and team.payer_types is not None:
             clauses.append(w.c.payer_type.in_(list(team.payer_types)))
         if team is not None and team.responsibility is not None:

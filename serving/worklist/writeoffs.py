@@ -2,8 +2,9 @@
 
 Read from ``account_actions`` (each row the index of an ``account_action`` audit record, whose
 id is ``action_id``): every write-off recorded in the month, with its category, payer, dollars,
-the collector's note (the reason), the CARC, who approved it, and the score and policy version
-it was decided under; and per category and payer, the count and dollars. Amounts are summed as
+the collector's note (the reason), the CARC, who asked for it and who approved it (users, as
+well as keys), the write-off request it came from, and the score and policy version it was
+decided under; and per category and payer, the count and dollars. Amounts are summed as
 integer cents, so the totals equal the sum of the recorded write-offs exactly.
 """
 
@@ -48,6 +49,9 @@ class WriteOffLine:
     collector_key_id: str | None
     approver_key_id: str | None
     approver_role: str | None
+    requested_by: str | None  # the collector's user, or "system NAME"; None: a key of no one
+    approver_user: str | None
+    write_off_request_id: str | None
     score_id: str
     model_version: str | None
     probability_collected: float | None
@@ -122,6 +126,10 @@ def build_report(engine: Engine, period: str) -> WriteOffReport:
             collector_key_id=r.collector_key_id,
             approver_key_id=r.approver_key_id,
             approver_role=r.approver_role,
+            requested_by=r.collector_user
+            or (None if r.collector_system is None else f"system {r.collector_system}"),
+            approver_user=r.approver_user,
+            write_off_request_id=r.write_off_request_id,
             score_id=r.score_id,
             model_version=r.model_version,
             probability_collected=r.probability_collected,
@@ -214,6 +222,14 @@ def _table(header: list[str], rows: list[list[object]]) -> str:
     return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _approver(line: WriteOffLine) -> str:
+    """Who approved a write-off, as the report shows it: the user, else the key."""
+    if line.approver_key_id is None:
+        return "not required"
+    who = line.approver_user or f"key {line.approver_key_id}"
+    return f"{who} ({line.approver_role})"
+
+
 def render_html(report: WriteOffReport) -> str:
     """A readable page: totals, the chart (embedded PNG) and every write-off."""
     chart = base64.b64encode(chart_png(report)).decode("ascii")
@@ -232,6 +248,7 @@ def render_html(report: WriteOffReport) -> str:
             "CARC",
             "reason",
             "override reason",
+            "collector",
             "approver",
             "score",
             "model",
@@ -249,7 +266,8 @@ def render_html(report: WriteOffReport) -> str:
                 x.carc_code,
                 x.reason,
                 x.override_reason,
-                f"{x.approver_key_id} ({x.approver_role})" if x.approver_key_id else "not required",
+                x.requested_by or f"key {x.collector_key_id}",
+                _approver(x),
                 x.score_id,
                 x.model_version,
                 "" if x.probability_collected is None else f"{x.probability_collected:.3f}",

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import OperationalError
 
-from serving.access import keys
+from serving.access import keys, users
 from serving.audit import store as audit
 from serving.audit import tables as audit_tables
 from serving.history import ledger as history_ledger
@@ -28,6 +28,8 @@ from serving.store.engine import (
     upgrade,
     write_transaction,
 )
+from serving.worklist import idempotency
+from serving.worklist import store as worklist_store
 
 ARSCORE_TABLES = {
     "audit_records",
@@ -37,6 +39,9 @@ ARSCORE_TABLES = {
     "history_claims",
     "history_transactions",
     "history_patient_ledger",
+    "users",
+    "write_off_requests",
+    "idempotent_responses",
 }
 
 
@@ -50,7 +55,7 @@ def test_migrations_upgrade_fresh_database_creates_tables_at_head(db_url):
     upgrade(engine)
 
     assert set(sa.inspect(engine).get_table_names()) >= ARSCORE_TABLES
-    assert current_revision(engine) == head_revision() == "0006"
+    assert current_revision(engine) == head_revision() == "0007"
     indexes = {i["name"] for i in sa.inspect(engine).get_indexes("history_transactions")}
     assert "history_transactions_covering" not in indexes  # dropped by 0005
     ledger = {i["name"] for i in sa.inspect(engine).get_indexes("history_patient_ledger")}
@@ -152,6 +157,10 @@ def test_migrations_shipped_as_package_resources_are_found():
         (audit_tables.audit_chain_head, audit_tables),
         (audit_tables.audit_purge_anchors, audit_tables),
         (keys.api_keys, keys),
+        (users.users, users),
+        (worklist_store.account_actions, worklist_store),
+        (worklist_store.write_off_requests, worklist_store),
+        (idempotency.idempotent_responses, idempotency),
         (history_tables.history_claims, history_tables),
         (history_tables.history_transactions, history_tables),
         (history_ledger.history_patient_ledger, history_ledger),

@@ -1,27 +1,37 @@
-"""Factories of the worklist and action tests: hand-built worklist rows, an app with the
-worklist and accounts routers, keys per role (an ``approver`` among them)."""
+"""Factories of the worklist and action tests: hand-built worklist rows, accounts stored as
+history with their worklist rows made from it, an app with the worklist, accounts and approvals
+routers, and a user with a key per role (an ``approver`` among them)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import pandas as pd
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from features.snapshots import build_snapshots
+from serving.access.users import UserStore
 from serving.api import deps
 from serving.api.app import create_app
 from serving.audit.records import AuditEntry
+from serving.history.store import HistoryStore
+from serving.policy.facts import policy_columns
 from serving.settings import Settings
 from serving.worklist.rescoring import history_fingerprint
 from serving.worklist.store import WorklistRow, WorklistState, WorklistStore
+from tests.factories import claim_row, make_history, tx_row
 from tests.serving.fixtures_app import RunningApp
 
 TODAY = date(2026, 10, 15)
 ROLES = ("scorer", "collector", "auditor", "admin", "approver")
+USERS = {role: f"test-{role}" for role in (*ROLES, "collector2", "approver2")}
+"""The user behind each test key: one per role, a second collector and a second approver."""
 
 PATIENT_FACTS: dict[str, Any] = {
     "open_balance": 800.0,
@@ -114,8 +124,11 @@ def worklist_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
     app.dependency_overrides[deps.today] = pinned_today
     with TestClient(app) as client:
-        tokens = {role: app.state.keys.create(role, f"test {role}")[1] for role in ROLES}
-        tokens["collector2"] = app.state.keys.create("collector", "second collector")[1]
+        users = UserStore(app.state.history.engine)
+        tokens = {}
+        for name, username in USERS.items():
+            users.create(username, name.rstrip("2"), f"Test {name}")
+            tokens[name] = app.state.keys.create(user=username, label=f"test {name}")[1]
         yield RunningApp(app, client, tokens)
 
 
@@ -150,3 +163,111 @@ def fresh_rows(app: FastAPI, rows: list[WorklistRow]) -> None:
         len(rows),
     )
     WorklistStore(engine).replace(rows, state)
+
+
+def _day(days_before_today: int) -> str:
+    return (TODAY - timedelta(days=days_before_today)).isoformat()
+
+
+@dataclass
+class StoredAccount:
+    """A claim as the server's history holds it (claims and transactions rows as sent), and the
+    worklist row the test wants for it (action, priority)."""
+
+    claim_id: str
+    claims: list[dict[str, Any]]
+    transactions: list[dict[str, Any]]
+    action: str = "bad_debt_write_off"
+    priority_cents: int = 1000
+    row: dict[str, Any] = field(default_factory=dict)
+
+
+def patient_account(
+    claim_id: str,
+    balance: str = "800.00",
+    payer_type: str = "commercial",
+    extra: tuple[dict[str, Any], ...] = (),
+    **row: Any,
+) -> StoredAccount:
+    """A balance moved to the patient 278 days ago, four statements from 250 days ago, a FAP
+    application screened and denied: bad debt allowed by the policy (``PATIENT_FACTS``)."""
+    charge = Decimal(balance) + 200
+    claims = [
+        claim_row(
+            claim_id,
+            patient_id=f"P-{claim_id}",
+            payer_type=payer_type,
+            total_charge=str(charge),
+            expected_amount=str(charge),
+            service_date=_day(320),
+            billed_date=_day(315),
+        )
+    ]
+    transactions = [
+        tx_row(claim_id, _day(278), "payment", "200.00", party="payer"),
+        tx_row(claim_id, _day(278), "transfer", balance, party="patient"),
+        *(tx_row(claim_id, _day(250 - 30 * i), "statement") for i in range(4)),
+        tx_row(claim_id, _day(240), "fap_application"),
+        tx_row(claim_id, _day(230), "fap_decision", reason="denied"),
+        *extra,
+    ]
+    return StoredAccount(claim_id, claims, transactions, **row)
+
+
+def payer_account(
+    claim_id: str, balance: str = "800.00", denial: str | None = None, **row: Any
+) -> StoredAccount:
+    """A balance still with the payer (PAYER-1 forbids patient actions); ``denial`` "CO-29"
+    adds that denial 30 days ago."""
+    claims = [
+        claim_row(
+            claim_id,
+            patient_id=f"P-{claim_id}",
+            total_charge=balance,
+            expected_amount=balance,
+            service_date=_day(200),
+            billed_date=_day(195),
+        )
+    ]
+    transactions = []
+    if denial is not None:
+        group, code = denial.split("-")
+        transactions.append(tx_row(claim_id, _day(30), "denial", carc_group=group, carc_code=code))
+    row.setdefault("action", "follow_up")
+    return StoredAccount(claim_id, claims, transactions, **row)
+
+
+def send_history(app: FastAPI, accounts: list[StoredAccount]) -> None:
+    """Store the accounts' claims and transactions as ``POST /v1/history`` does."""
+    claims = [c for a in accounts for c in a.claims]
+    transactions = [t for a in accounts for t in a.transactions]
+    history = make_history(claims, transactions)
+    HistoryStore(app.state.history.engine).upsert(history.claims, history.transactions)
+
+
+def stored_accounts(app: FastAPI, accounts: list[StoredAccount]) -> list[WorklistRow]:
+    """Store the accounts as history, then put their worklist rows (facts from their snapshot
+    as of TODAY, ``features.snapshots``) in the app's worklist as scored by its model."""
+    send_history(app, accounts)
+    history = make_history(
+        [c for a in accounts for c in a.claims], [t for a in accounts for t in a.transactions]
+    )
+    snapshots = build_snapshots(history, [pd.Timestamp(TODAY)], labels=None).set_index("claim_id")
+    rows = []
+    for account in accounts:
+        snapshot = snapshots.loc[account.claim_id]
+        facts = {
+            name: None
+            if pd.isna(snapshot[name])
+            else snapshot[name].item()
+            if hasattr(snapshot[name], "item")
+            else snapshot[name]
+            for name in policy_columns()
+        }
+        facts["expected_recovery"] = 20.0
+        row = account_row(
+            account.claim_id, account.priority_cents, action=account.action, facts=facts
+        )
+        rows.append(replace(row, **account.row))
+    fresh_rows(app, rows)
+    return rows

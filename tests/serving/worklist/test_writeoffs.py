@@ -27,9 +27,9 @@ from tests.serving.fixtures_app import *  # noqa: F403
 from tests.serving.fixtures_app import app_settings
 from tests.serving.worklist.factories import (
     TODAY,
-    account_row,
-    fresh_rows,
-    payer_facts,
+    patient_account,
+    payer_account,
+    stored_accounts,
     worklist_app,
 )
 
@@ -47,25 +47,16 @@ def app(db_url, model_dirs, monkeypatch):
 
 
 def _record_write_offs(app) -> None:
-    rows = [
-        account_row("C1", facts={"open_balance": 900.0}),
-        account_row("C2", facts={"open_balance": 2000.0, "payer_type": "medicare"}),
-        account_row("C3", action="small_balance_write_off", facts={"open_balance": 12.34}),
-        account_row(
-            "C4",
-            action="denial_write_off",
-            facts=payer_facts(
-                n_denials=1,
-                last_carc_group="CO",
-                last_carc_code="29",
-                open_balance=410.0,
-                payer_balance=410.0,
-                days_since_last_denial=30.0,
-            ),
-        ),
-        account_row("C5", action="follow_up"),
-    ]
-    fresh_rows(app.app, rows)
+    stored_accounts(
+        app.app,
+        [
+            patient_account("C1", balance="900.00"),
+            patient_account("C2", balance="2000.00", payer_type="medicare"),
+            patient_account("C3", balance="12.34", action="small_balance_write_off"),
+            payer_account("C4", balance="410.00", denial="CO-29", action="denial_write_off"),
+            patient_account("C5", action="follow_up"),
+        ],
+    )
     for claim_id, fields, approver in WRITE_OFFS:
         headers = app.headers("collector")
         if approver:

@@ -8,11 +8,19 @@ PORT=${ARSCORE_PORT:-8000}
 BASE="http://127.0.0.1:${PORT}"
 export ARSCORE_PORT=$PORT
 
-token() { "$BIN/arscore" keys create --role "$1" --label "make demo" | awk '/^token:/ {print $2}'; }
+token() { "$BIN/arscore" keys create "$@" --label "make demo" | awk '/^token:/ {print $2}'; }
+# demo users (kept across runs: a username is never reused), each with a new key
+user() {
+    "$BIN/arscore" users list | grep -qw "$1" ||
+        "$BIN/arscore" users create --username "$1" --role "$2" --display-name "$3" >/dev/null
+}
 mkdir -p "$DEMO_DIR"
-SCORER=$(token scorer)
-COLLECTOR=$(token collector)
-printf 'SCORER=%s\nCOLLECTOR=%s\n' "$SCORER" "$COLLECTOR" > "$DEMO_DIR/keys.env"
+user dana collector "Dana (demo collector)"
+user ali approver "Ali (demo approver)"
+SCORER=$(token --system demo-rcm --role scorer)
+COLLECTOR=$(token --user dana)
+APPROVER=$(token --user ali)
+printf 'SCORER=%s\nCOLLECTOR=%s\nAPPROVER=%s\n' "$SCORER" "$COLLECTOR" "$APPROVER" > "$DEMO_DIR/keys.env"
 chmod 600 "$DEMO_DIR/keys.env"
 "$BIN/python" scripts/demo_request.py "$DEMO_DIR/history" "$DEMO_DIR/score_request.json"
 

@@ -55,9 +55,10 @@ logger = logging.getLogger(__name__)
 DESCRIPTION = """Collectibility scores for open healthcare A/R balances.
 
 Every route except `/healthz`, `/readyz` and `/metrics` needs an API key, sent as
-`Authorization: Bearer <key>` or `X-API-Key: <key>`. Roles: `scorer` (scores, history),
-`collector` (worklist, account actions), `approver` (second user on large write-offs),
-`auditor` (audit records), `admin` (everything, model reload).
+`Authorization: Bearer <key>` or `X-API-Key: <key>`, issued to a user (in the user's role) or to
+a system integration. Roles: `scorer` (scores, history), `collector` (worklist, account
+actions), `approver` (decides write-offs above the approval amount: `/v1/approvals`; never the
+user who asked), `auditor` (audit records), `admin` (everything, model reload).
 No/invalid key: 401; wrong role: 403. Patient identifiers are pseudonymized on arrival and are
 never stored, logged or returned."""
 

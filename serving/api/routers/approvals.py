@@ -206,7 +206,11 @@ INVALID_QUERY = {"model": UnprocessableOut, "description": "an invalid parameter
     "",
     response_model=RequestsOut,
     summary="List write-off requests (pending by default)",
-    responses={**{k: ERRORS[k] for k in (401, 403, 503)}, 422: INVALID_QUERY},
+    responses={
+        **{k: ERRORS[k] for k in (401, 503)},
+        403: {"model": ErrorOut, "description": "not an approver's key"},
+        422: INVALID_QUERY,
+    },
 )
 def get_requests(
     principal: ApproverRole,
@@ -231,7 +235,11 @@ def get_requests(
     "/{request_id}",
     response_model=WriteOffRequestOut,
     summary="Read one write-off request",
-    responses={**{k: ERRORS[k] for k in (401, 403, 404, 503)}, 422: INVALID_QUERY},
+    responses={
+        **{k: ERRORS[k] for k in (401, 404, 503)},
+        403: {"model": ErrorOut, "description": "not a collector's or an approver's key"},
+        422: INVALID_QUERY,
+    },
 )
 def get_request(principal: ReaderRole, request_id: RequestId, audit: AuditDep) -> Any:
     """One request and its decision, for the collector who filed it and for approvers."""

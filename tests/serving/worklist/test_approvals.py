@@ -204,3 +204,42 @@ def test_approved_write_off_is_in_the_month_report_with_both_users(app):
 
     assert (line.requested_by, line.approver_user) == ("test-collector", "test-approver")
     assert line.write_off_request_id == request_id and str(line.amount) == "5000.00"
+
+
+def _documented(app, path: str, method: str, status: int) -> dict:
+    """The JSON schema the OpenAPI document gives for a response, its components alongside."""
+    document = app.app.openapi()
+    response = document["paths"][path][method]["responses"][str(status)]
+    schema = response["content"]["application/json"]["schema"]
+    return {**schema, "components": document["components"]}
+
+
+def test_approval_routes_answer_what_the_openapi_document_says(app):
+    from jsonschema import Draft202012Validator
+
+    stored_accounts(app.app, [patient_account("C1", balance="5000.00"), patient_account("C2")])
+    actions, one = "/v1/accounts/{claim_id}/actions", "/v1/approvals/{request_id}"
+    headers = app.headers("collector")
+    filed = app.client.post("/v1/accounts/C1/actions", json=BAD_DEBT, headers=headers)
+    small = {**BAD_DEBT, "amount": "12.5"}
+    recorded = app.client.post("/v1/accounts/C2/actions", json=small, headers=headers)
+    missing = app.client.post("/v1/accounts/C2/actions", json={"action": "worked"}, headers=headers)
+    request_id = filed.json()["write_off_request_id"]
+    listed = app.client.get("/v1/approvals", headers=app.headers("approver"))
+    decided = _decide(app, request_id)
+    again = _decide(app, request_id)
+    unknown = _decide(app, "0" * 32)
+    answers = [
+        (filed, actions, "post", 202),
+        (recorded, actions, "post", 201),
+        (missing, actions, "post", 422),
+        (listed, "/v1/approvals", "get", 200),
+        (decided, one, "post", 200),
+        (again, one, "post", 409),
+        (unknown, one, "post", 404),
+    ]
+    for answer, path, method, status in answers:
+        assert answer.status_code == status, (path, answer.text)
+        schema = _documented(app, path, method, status)
+        errors = list(Draft202012Validator(schema).iter_errors(answer.json()))
+        assert errors == [], (path, status, [e.message for e in errors])
